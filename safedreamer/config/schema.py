@@ -1,0 +1,154 @@
+"""The typed schema of every config key, with its default.
+
+Each section is a pydantic model that forbids unknown keys, so a typo or a value of
+the wrong type fails validation. Presets (presets.yaml) and command-line overrides
+are partial nested dicts merged on top of these defaults; see config/load.py.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Section(BaseModel):
+  model_config = ConfigDict(extra='forbid', validate_assignment=True)
+
+
+class Run(Section):
+  steps: int = 250_000               # simulator steps to train in total
+  train_ratio: float = 512.0         # replayed steps per agent (policy) step
+  prefill: int = 5_000               # simulator steps of random actions before training
+  num_envs: int = 1                  # environments stepped per agent step
+  parallel: bool = False             # step the environments in separate processes
+  log_every: int = 2_000             # simulator steps between scalar logs
+  ckpt_every: int = 10_000           # simulator steps between checkpoints
+  eval_every: int = 25_000           # simulator steps between evaluations (0: never)
+  eval_episodes: int = 3
+  report_every: int = 50_000         # simulator steps between open-loop reports (0: never)
+  keep_checkpoints: int = 2
+  progress: bool = True              # progress bar on the terminal
+
+
+class Env(Section):
+  action_repeat: int = 4
+  obs: Literal['lidar', 'coords', 'vision'] = 'lidar'
+  image_size: int = 64
+  episode_length: int = 1000         # simulator steps of a Safety-Gymnasium episode
+  max_restarts: int = 100            # give up after this many environment crashes
+
+
+class Replay(Section):
+  capacity: int = 1_000_000          # steps kept (FIFO eviction of whole chunks)
+  chunk: int = 1024                  # steps per chunk file
+  batch_size: int = 16
+  batch_length: int = 64
+
+
+class Model(Section):
+  deter: int = 256
+  units: int = 256
+  stoch: int = 16                    # number of categorical latents
+  classes: int = 16                  # classes per latent
+  mlp_layers: int = 2                # encoder/decoder MLP depth
+  head_layers: int = 2               # reward/cost/continue head depth
+  cnn_depth: int = 32
+  unimix: float = 0.01
+  bins: int = 255
+  free_nats: float = 1.0
+  dyn_scale: float = 0.5
+  rep_scale: float = 0.1
+  cost_weight: float = 10.0          # cost NLL multiplier on steps with cost >= 1
+  lr: float = 1e-4
+  eps: float = 1e-8
+  clip: float = 1000.0
+
+
+class Behavior(Section):
+  horizon: int = 15
+  gamma: float = 0.997
+  lam: float = 0.95
+  layers: int = 2                    # actor and critic MLP depth
+  units: int = 256
+  actor_lr: float = 3e-5
+  critic_lr: float = 3e-5
+  eps: float = 1e-5
+  clip: float = 100.0
+  entropy: float = 3e-4
+  slow_mix: float = 0.02             # EMA rate of the slow critics
+  slow_reg: float = 1.0              # weight of the slow-critic regression target
+  retnorm_decay: float = 0.99
+  retnorm_low: float = 5.0           # percentile
+  retnorm_high: float = 95.0
+  min_std: float = 0.1
+  max_std: float = 1.0
+
+
+class Lagrangian(Section):
+  """BSRP-Lag augmented Lagrangian (SPEC 2.3)."""
+  multiplier_init: float = 1e-6
+  penalty_init: float = 5e-9
+  penalty_power: float = 1e-5        # mu <- min(penalty_max, mu * (1 + penalty_power))
+  penalty_max: float = 1.0
+  pessimistic: bool = True           # sum cost returns over the horizon (else mean)
+
+
+class PID(Section):
+  """OSRP-Lag PID Lagrangian (SPEC 2.5)."""
+  kp: float = 0.1
+  ki: float = 0.01
+  kd: float = 0.01
+  lam_init: float = 0.0
+  lam_max: float = 0.1
+  i_init: float = 0.001
+  cost_ema: float = 0.99
+  p_ema: float = 0.95
+  d_delay: int = 10
+
+
+class Planner(Section):
+  """Constrained cross-entropy planning (SPEC 2.4)."""
+  horizon: int = 15
+  samples: int = 500
+  elites: int = 50
+  iterations: int = 6
+  init_std: float = 1.0
+  momentum: float = 0.1
+  mixture: float = 0.05
+  sample_train: bool = True          # sample the first action while training
+  sample_eval: bool = False
+
+
+class Jax(Section):
+  platform: Literal['cpu', 'gpu', 'auto'] = 'cpu'
+  precision: Literal['float32', 'bfloat16'] = 'float32'
+  debug_nans: bool = False
+
+
+class Config(Section):
+  seed: int = 0
+  task: str = 'safetygym/SafetyPointGoal1-v0'
+  method: Literal['random', 'dreamerv3', 'bsrp_lag', 'osrp', 'osrp_lag', 'mpc_sim'] = 'bsrp_lag'
+  cost_limit: float = 2.0
+  logdir: Optional[str] = None       # default: runs/<task>/<presets>/seed<seed>
+  run: Run = Run()
+  env: Env = Env()
+  replay: Replay = Replay()
+  model: Model = Model()
+  behavior: Behavior = Behavior()
+  lagrangian: Lagrangian = Lagrangian()
+  pid: PID = PID()
+  planner: Planner = Planner()
+  jax: Jax = Jax()
+
+
+def all_keys(model: type[BaseModel] = Config, prefix: str = '') -> list[str]:
+  """Every dotted key of the schema, e.g. ['seed', ..., 'run.steps', ...]."""
+  keys = []
+  for name, field in model.model_fields.items():
+    ann = field.annotation
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+      keys += all_keys(ann, prefix + name + '.')
+    else:
+      keys.append(prefix + name)
+  return keys
