@@ -12,6 +12,7 @@ recurrent state must be reset.
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any
 
 import numpy as np
@@ -49,3 +50,12 @@ class Agent(abc.ABC):
   def report(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Optional open-loop predictions for reports (videos, plots)."""
     return {}
+
+
+def rng_to_array(rng: np.random.Generator) -> np.ndarray:
+  """A numpy Generator's state as a uint8 array (checkpoints store arrays)."""
+  return np.frombuffer(json.dumps(rng.bit_generator.state).encode(), np.uint8).copy()
+
+
+def rng_from_array(rng: np.random.Generator, array: np.ndarray) -> None:
+  rng.bit_generator.state = json.loads(np.asarray(array, np.uint8).tobytes().decode())

@@ -1,0 +1,3 @@
+import sys
+from safedreamer.cli import main
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""The `safedreamer` command line: verbs over a config of defaults, presets and overrides.
+
+  safedreamer train [--configs PRESET ...] [--task SUITE/ID] [--logdir DIR] [--key.sub VALUE ...]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+import sys
+import textwrap
+
+from safedreamer.config.load import ConfigError, from_yaml, load_config, presets, to_yaml
+from safedreamer.config.schema import Config, all_keys
+
+# Keys that may differ when a run is resumed with the same logdir.
+RESUMABLE_CHANGES = {'run.steps', 'run.progress', 'run.eval_every', 'run.eval_episodes',
+                     'run.log_every', 'run.ckpt_every', 'logdir', 'jax.platform'}
+
+
+class UsageError(Exception):
+  """Bad input from the user: one line, exit status 2."""
+
+
+def _keys_help() -> str:
+  defaults = Config().model_dump()
+  lines = []
+  for key in all_keys():
+    value = defaults
+    for part in key.split('.'):
+      value = value[part]
+    lines.append(f'  --{key} {value!r}')
+  names = ', '.join(presets())
+  return (f'presets (applied left to right): {names}\n\nconfig keys and defaults '
+          f'(override with --key VALUE or --key=VALUE):\n' + '\n'.join(lines))
+
+
+def _parse_overrides(tokens: list[str]) -> dict[str, str]:
+  overrides: dict[str, str] = {}
+  it = iter(tokens)
+  for token in it:
+    if not token.startswith('--'):
+      raise UsageError(f"unexpected argument '{token}'; overrides look like --run.steps 1000")
+    key, eq, value = token[2:].partition('=')
+    if not eq:
+      value = next(it, None)
+      if value is None:
+        raise UsageError(f"config key '{key}' needs a value")
+    overrides[key] = value
+  return overrides
+
+
+def _flatten(data: dict, prefix: str = '') -> dict:
+  out = {}
+  for key, value in data.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+def resolve(args) -> tuple[Config, pathlib.Path]:
+  overrides = _parse_overrides(args.overrides)
+  if args.task is not None:
+    overrides['task'] = args.task
+  if args.logdir is not None:
+    overrides['logdir'] = args.logdir
+  config = load_config(args.configs, overrides)
+  if config.logdir:
+    logdir = pathlib.Path(config.logdir)
+  else:
+    name = '-'.join(args.configs) or 'default'
+    logdir = pathlib.Path('runs') / config.task.replace('/', '_') / name / f'seed{config.seed}'
+    config = config.model_copy(update={'logdir': str(logdir)})
+  return config, logdir
+
+
+def _check_resume(config: Config, logdir: pathlib.Path) -> None:
+  path = logdir / 'config.yaml'
+  if not path.exists():
+    return
+  old = _flatten(from_yaml(path.read_text()).model_dump())
+  new = _flatten(config.model_dump())
+  for key in all_keys():
+    if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
+      raise UsageError(
+          f'{logdir} holds a run with {key}={old.get(key)!r}, not {new.get(key)!r}; '
+          'resume it with the same settings or choose another --logdir')
+
+
+def cmd_train(args) -> int:
+  config, logdir = resolve(args)
+  _check_resume(config, logdir)
+  from safedreamer.envs.registry import UnknownTaskError, make_env
+  try:
+    make_env(config.task, config).close()  # fail on a bad task before writing anything
+  except UnknownTaskError as e:
+    raise UsageError(str(e)) from None
+  logdir.mkdir(parents=True, exist_ok=True)
+  tmp = logdir / 'config.yaml.tmp'
+  tmp.write_text(to_yaml(config))
+  os.replace(tmp, logdir / 'config.yaml')
+  from safedreamer.run.train import train
+  counters = train(config, logdir)
+  print(f"done: {counters['step']} simulator steps, {counters['updates']} updates, "
+        f'logdir {logdir}')
+  return 0
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument('--configs', nargs='+', default=[], metavar='PRESET',
+                      help='named presets applied left to right on top of the defaults')
+  parser.add_argument('--task', default=None, help='SUITE/ENV_ID, e.g. safetygym/SafetyPointGoal1-v0')
+  parser.add_argument('--logdir', default=None, help='run folder (re-run to resume)')
+
+
+def build_parser() -> argparse.ArgumentParser:
+  fmt = argparse.RawDescriptionHelpFormatter
+  parser = argparse.ArgumentParser(
+      prog='safedreamer', formatter_class=fmt, allow_abbrev=False,
+      description='SafeDreamer: safe model-based RL with a world model (JAX).',
+      epilog=_keys_help())
+  verbs = parser.add_subparsers(dest='verb', metavar='VERB')
+  train = verbs.add_parser('train', help='train an agent (resumes if LOGDIR has a checkpoint)',
+                           allow_abbrev=False,
+                           formatter_class=fmt, epilog=_keys_help(),
+                           description=textwrap.dedent(__doc__))
+  _add_config_args(train)
+  train.set_defaults(func=cmd_train)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
+                      datefmt='%H:%M:%S')
+  parser = build_parser()
+  args, rest = parser.parse_known_args(argv)
+  if getattr(args, 'func', None) is None:
+    parser.print_help()
+    return 2
+  args.overrides = rest
+  try:
+    return args.func(args)
+  except (ConfigError, UsageError) as e:
+    print(f'safedreamer: error: {e}', file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print('safedreamer: interrupted; re-run the same command to resume', file=sys.stderr)
+    return 130
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,144 @@
+"""The training loop: environments -> replay -> agent updates, with evaluation,
+logging and checkpoints as callbacks on a driver. Re-running with the same logdir
+resumes from the newest readable checkpoint."""
+from __future__ import annotations
+
+import collections
+import logging
+import pathlib
+import time
+
+import numpy as np
+
+from safedreamer.agents import make_agent
+from safedreamer.agents.base import rng_from_array, rng_to_array
+from safedreamer.agents.random import RandomAgent
+from safedreamer.envs.parallel import EnvBatch
+from safedreamer.envs.registry import make_env
+from safedreamer.replay.replay import Replay
+from safedreamer.run.checkpoint import Checkpointer
+from safedreamer.run.driver import Driver, run_episodes
+from safedreamer.run.logger import Logger
+from safedreamer.run.progress import Progress
+
+log = logging.getLogger('safedreamer')
+
+
+def env_factories(config, count: int, seed_offset: int = 0):
+  """Picklable factories (subprocesses build their own environment)."""
+  import functools
+  return [functools.partial(make_env, config.task, config) for _ in range(count)]
+
+
+def train(config, logdir: str | pathlib.Path) -> dict:
+  logdir = pathlib.Path(logdir)
+  run, rcfg = config.run, config.replay
+  envs = EnvBatch(env_factories(config, run.num_envs), parallel=run.parallel,
+                  max_restarts=config.env.max_restarts)
+  agent = make_agent(config, envs.obs_space, envs.act_dim,
+                     env_factory=env_factories(config, 1)[0])
+  random_agent = RandomAgent(envs.act_dim, seed=config.seed + 1)
+  replay = Replay(logdir / 'replay', capacity=rcfg.capacity, chunk=rcfg.chunk, seed=config.seed)
+  ckpt = Checkpointer(logdir / 'checkpoints', keep=run.keep_checkpoints)
+
+  c = dict(step=0, agent_steps=0, updates=0, episodes=0, cost_total=0.0, updates_due=0.0,
+           last_log=0, last_ckpt=0, last_eval=0, resumes=0, dropped=0)
+  found = ckpt.restore_latest()
+  if found is not None:
+    _, agent_state, meta = found
+    agent.load(agent_state['agent'])
+    random_agent.load(agent_state['random'])
+    replay.load(meta['replay'])
+    c.update(meta['counters'])
+    c['resumes'] += 1
+    logger = Logger(logdir, position=meta['logger'])
+    log.info('resumed from step %d', c['step'])
+  else:
+    logger = Logger(logdir)
+
+  if c['step'] >= run.steps:
+    log.info('run in %s is already complete (%d steps)', logdir, c['step'])
+    logger.close()
+    envs.close()
+    return dict(c)
+  driver = Driver(envs, config.env.action_repeat)
+  sums = collections.defaultdict(list)
+
+  def on_step(step, i):
+    replay.add(step, stream=i)
+    c['cost_total'] += float(step['cost'])
+
+  def on_episode(ep, i):
+    c['episodes'] += 1
+    # Prefill episodes come from the random agent: they must not move a Lagrangian.
+    extra = {} if c['step'] < run.prefill else agent.episode_end(ep['EpRet'], ep['EpCost'], 'train')
+    logger.write(c['step'], {f'episode/{k}': v for k, v in ep.items()} | extra)
+    progress.episode(ep)
+
+  driver.on_step.append(on_step)
+  driver.on_episode.append(on_episode)
+
+  seed_base = config.seed * 10_000 + c['resumes'] * 100
+  progress = Progress(run.steps, start=c['step'], enabled=run.progress)
+  driver.reset(agent, [seed_base + i for i in range(run.num_envs)])
+  eval_envs = None
+  per_step_updates = run.num_envs * run.train_ratio / (rcfg.batch_size * rcfg.batch_length)
+  dropped_before = c['dropped']
+  timer = time.time()
+  steps_at_timer = c['step']
+
+  def save():
+    c['dropped'] = dropped_before + driver.dropped_episodes
+    logger.flush()
+    meta = {'counters': dict(c), 'replay': replay.save(), 'logger': logger.position(c['step'])}
+    ckpt.save(c['step'], {'agent': agent.save(), 'random': random_agent.save()}, meta)
+    c['last_ckpt'] = c['step']
+
+  while c['step'] < run.steps:
+    prefilling = c['step'] < run.prefill
+    c['step'] += driver.step(random_agent if prefilling else agent, 'train')
+    c['agent_steps'] += 1
+    if not prefilling:
+      c['updates_due'] += per_step_updates
+      while c['updates_due'] >= 1.0:
+        batch = replay.sample(rcfg.batch_size, rcfg.batch_length)
+        for key, value in agent.train(batch).items():
+          sums[key].append(value)
+        c['updates'] += 1
+        c['updates_due'] -= 1.0
+    progress.update(c['step'])
+
+    if run.eval_every and c['step'] - c['last_eval'] >= run.eval_every and not prefilling:
+      c['last_eval'] = c['step']
+      eval_envs = eval_envs or EnvBatch(env_factories(config, 1), parallel=False,
+                                        max_restarts=config.env.max_restarts)
+      episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat,
+                              seeds=[10_000_000 + config.seed * 1000 + c['step'] % 997])
+      logger.write(c['step'], {f'eval/{k}': np.mean([e[k] for e in episodes])
+                               for k in episodes[0]})
+
+    if c['step'] - c['last_log'] >= run.log_every:
+      now = time.time()
+      metrics = {f'train/{k}': float(np.mean(v)) for k, v in sums.items()}
+      sums.clear()
+      metrics.update({
+          'episode/CostRate': c['cost_total'] / max(1, c['step']),
+          'run/updates': c['updates'], 'run/agent_steps': c['agent_steps'],
+          'run/sps': (c['step'] - steps_at_timer) / max(1e-9, now - timer),
+          'run/env_crashes': int(np.sum(envs.crashes)), 'run/dropped_episodes': dropped_before + driver.dropped_episodes,
+          **{f'replay/{k}': v for k, v in replay.stats().items()}})
+      logger.write(c['step'], metrics)
+      logger.flush()
+      timer, steps_at_timer = now, c['step']
+      c['last_log'] = c['step']
+
+    if c['step'] - c['last_ckpt'] >= run.ckpt_every:
+      save()
+
+  save()
+  progress.close()
+  logger.close()
+  envs.close()
+  if eval_envs is not None:
+    eval_envs.close()
+  return dict(c)
