@@ -18,7 +18,7 @@ class Driver:
 
   def __init__(self, envs, action_repeat: int):
     self.envs = envs
-    self.num_envs = envs.num_envs
+    self.num_envs = len(envs)
     self.action_repeat = action_repeat
     self.on_step: list[Callable[[dict, int], None]] = []      # (step, env_index)
     self.on_episode: list[Callable[[dict, int], None]] = []   # (episode stats, env_index)
@@ -32,7 +32,7 @@ class Driver:
     self.obs = self.envs.reset(seeds)
     self.policy_state = agent.init_policy_state(self.num_envs)
     self._sums = {k: np.zeros(self.num_envs) for k in ('EpRet', 'EpCost', 'EpLen')}
-    self._crashes = np.array(self.envs.crashes, np.int64)
+    self._crashes = np.array(self.envs.crashed, np.int64)
     zeros = np.zeros((self.num_envs, self.envs.act_dim), np.float32)
     self._emit(self.obs, zeros)
 
@@ -42,7 +42,7 @@ class Driver:
     action = np.asarray(action, np.float32)
     was_last = np.asarray(self.obs['is_last'])
     self.obs = self.envs.step(action)
-    crashes = np.array(self.envs.crashes, np.int64)
+    crashes = np.array(self.envs.crashed, np.int64)
     crashed = crashes > self._crashes
     self._crashes = crashes
     # A step that starts an episode was not caused by the action (auto-reset).
@@ -81,7 +81,7 @@ def run_episodes(envs, agent: Agent, episodes: int, action_repeat: int, mode: st
   driver.on_episode.append(lambda ep, i: done.append(ep))
   if on_step is not None:
     driver.on_step.append(on_step)
-  driver.reset(agent, seeds or [None] * envs.num_envs)
+  driver.reset(agent, seeds or [None] * len(envs))
   while len(done) < episodes:
     driver.step(agent, mode)
   return done[:episodes]

@@ -13,8 +13,7 @@ import numpy as np
 from safedreamer.agents import make_agent
 from safedreamer.agents.base import rng_from_array, rng_to_array
 from safedreamer.agents.random import RandomAgent
-from safedreamer.envs.parallel import EnvBatch
-from safedreamer.envs.registry import make_env
+from safedreamer.envs.registry import env_factory, make_env_batch
 from safedreamer.replay.replay import Replay
 from safedreamer.run.checkpoint import Checkpointer
 from safedreamer.run.driver import Driver, run_episodes
@@ -24,19 +23,15 @@ from safedreamer.run.progress import Progress
 log = logging.getLogger('safedreamer')
 
 
-def env_factories(config, count: int, seed_offset: int = 0):
-  """Picklable factories (subprocesses build their own environment)."""
-  import functools
-  return [functools.partial(make_env, config.task, config) for _ in range(count)]
+EVAL_SEED_OFFSET = 1_000_000
 
 
 def train(config, logdir: str | pathlib.Path) -> dict:
   logdir = pathlib.Path(logdir)
   run, rcfg = config.run, config.replay
-  envs = EnvBatch(env_factories(config, run.num_envs), parallel=run.parallel,
-                  max_restarts=config.env.max_restarts)
+  envs = make_env_batch(config.task, config)
   agent = make_agent(config, envs.obs_space, envs.act_dim,
-                     env_factory=env_factories(config, 1)[0])
+                     env_factory=env_factory(config.task, config, config.seed + 999))
   random_agent = RandomAgent(envs.act_dim, seed=config.seed + 1)
   replay = Replay(logdir / 'replay', capacity=rcfg.capacity, chunk=rcfg.chunk, seed=config.seed)
   ckpt = Checkpointer(logdir / 'checkpoints', keep=run.keep_checkpoints)
@@ -110,10 +105,10 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
     if run.eval_every and c['step'] - c['last_eval'] >= run.eval_every and not prefilling:
       c['last_eval'] = c['step']
-      eval_envs = eval_envs or EnvBatch(env_factories(config, 1), parallel=False,
-                                        max_restarts=config.env.max_restarts)
-      episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat,
-                              seeds=[10_000_000 + config.seed * 1000 + c['step'] % 997])
+      eval_envs = eval_envs or make_env_batch(
+          config.task, config.model_copy(update={'seed': config.seed + EVAL_SEED_OFFSET}),
+          num_envs=1, parallel=False)
+      episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat)
       logger.write(c['step'], {f'eval/{k}': np.mean([e[k] for e in episodes])
                                for k in episodes[0]})
 
@@ -125,7 +120,7 @@ def train(config, logdir: str | pathlib.Path) -> dict:
           'episode/CostRate': c['cost_total'] / max(1, c['step']),
           'run/updates': c['updates'], 'run/agent_steps': c['agent_steps'],
           'run/sps': (c['step'] - steps_at_timer) / max(1e-9, now - timer),
-          'run/env_crashes': int(np.sum(envs.crashes)), 'run/dropped_episodes': dropped_before + driver.dropped_episodes,
+          'run/env_crashes': envs.num_crashes, 'run/dropped_episodes': dropped_before + driver.dropped_episodes,
           **{f'replay/{k}': v for k, v in replay.stats().items()}})
       logger.write(c['step'], metrics)
       logger.flush()
@@ -135,7 +130,8 @@ def train(config, logdir: str | pathlib.Path) -> dict:
     if c['step'] - c['last_ckpt'] >= run.ckpt_every:
       save()
 
-  save()
+  if c['last_ckpt'] != c['step']:
+    save()
   progress.close()
   logger.close()
   envs.close()
