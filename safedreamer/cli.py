@@ -90,6 +90,13 @@ def _check_resume(config: Config, logdir: pathlib.Path) -> None:
           'resume it with the same settings or choose another --logdir')
 
 
+def select_platform(config: Config) -> None:
+  """Tell JAX which backend to use before it is imported (also silences its probing)."""
+  platform = {'cpu': 'cpu', 'gpu': 'cuda', 'auto': ''}[config.jax.platform]
+  if platform and 'JAX_PLATFORMS' not in os.environ:
+    os.environ['JAX_PLATFORMS'] = platform
+
+
 def cmd_train(args) -> int:
   config, logdir = resolve(args)
   _check_resume(config, logdir)
@@ -102,6 +109,7 @@ def cmd_train(args) -> int:
   tmp = logdir / 'config.yaml.tmp'
   tmp.write_text(to_yaml(config))
   os.replace(tmp, logdir / 'config.yaml')
+  select_platform(config)
   from safedreamer.run.train import train
   counters = train(config, logdir)
   print(f"done: {counters['step']} simulator steps, {counters['updates']} updates, "
@@ -133,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
-                      datefmt='%H:%M:%S')
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', datefmt='%H:%M:%S'))
+  ours = logging.getLogger('safedreamer')
+  ours.addHandler(handler)
+  ours.setLevel(logging.INFO)
   parser = build_parser()
   args, rest = parser.parse_known_args(argv)
   if getattr(args, 'func', None) is None:
