@@ -1,0 +1,168 @@
+"""CCEM planning speed (OSRP, behavior/ccem.py) on the real world model.
+
+For each model size (`small`, `paper` presets) and planner setting (`paper`:
+500 samples x horizon 15 x 6 iterations, 50 elites; `cpu`: the proposed CPU preset)
+it prints, for 1 environment and a batch of `--batch` environments:
+  compile     seconds to compile the planning step (once per shape)
+  s/action    median seconds per call (a batched call plans B actions at once)
+  GFLOP/act   FLOPs per action (counted analytically, see below)
+  GFLOP/s     achieved, and as a percentage of a dense f32 matmul (2048^3) timed
+              right before each row (the machine's practical peak under the same
+              load: on a shared machine both move together)
+
+FLOPs: XLA's cost analysis counts a loop body once, whatever the trip count (this
+script shows it: the whole planner's count barely changes from H to 2H). So the
+count is assembled from loop-free pieces whose cost analysis is exact:
+  J * H * f(step + heads at N)  +  H * f(actor + step + heads at N_pi)
+(elite selection and sampling are a few MFLOP and ignored).
+
+The world model is `DreamerAgent.plan_model(params)` at random initialisation
+(speed does not depend on the values), built inside the jitted function from
+traced params exactly as an agent does. Action dim 2 (Point robots).
+
+  .venv/bin/python benchmarks/planner_speed.py                      # everything
+  .venv/bin/python benchmarks/planner_speed.py --sizes small --planners cpu --reps 2
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from safedreamer.agents.dreamer import DreamerAgent  # noqa: E402
+from safedreamer.behavior import ccem  # noqa: E402
+from safedreamer.config.load import load_config  # noqa: E402
+
+ACT_DIM = 2
+PLANNERS = {  # overrides of the planner section
+    'paper': {},                                                # 500 x 15 x 6, E 50
+    'cpu': {'samples': 128, 'elites': 16, 'iterations': 4},     # proposed CPU preset
+}
+
+
+def median_seconds(fn, reps):
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  return float(np.median(times))
+
+
+def matmul_flops_per_s(n=2048, reps=5):
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(f(a))
+  return 2 * n ** 3 / median_seconds(lambda: f(a), reps)
+
+
+def xla_flops(fn, *args):
+  return float(jax.jit(fn).lower(*args).cost_analysis()['flops'])
+
+
+def build(size: str, planner: str, method: str):
+  config = load_config([size], {'method': method, **{f'planner.{k}': v for k, v in
+                                                     PLANNERS[planner].items()}})
+  agent = DreamerAgent(config, {'vector': ((60,), np.float32)}, ACT_DIM)
+  return agent, ccem.CCEMConfig.from_config(config)
+
+
+def planner_fn(agent, cfg):
+  def fn(params, starts, means, resets, keys):
+    model = agent.plan_model(params)
+    return ccem.plan_batch(model, cfg, starts, means, resets, keys, 2.0, 250.0, 0.01, True)
+  return fn
+
+
+def inputs(agent, cfg, batch):
+  latent = agent.init_policy_state(batch)['latent']
+  keys = jax.random.split(jax.random.PRNGKey(1), batch)
+  return (agent.params, latent, ccem.initial_means(batch, cfg, ACT_DIM),
+          jnp.zeros((batch,), bool), keys)
+
+
+def analytic_flops(agent, cfg):
+  """FLOPs of one planning step for one environment (see module doc)."""
+  params, latent = agent.params, agent.init_policy_state(1)['latent']
+
+  def heads_step(params, state, action, with_actor):
+    m = agent.plan_model(params)
+    if with_actor:
+      action = m.actor(jax.random.PRNGKey(0), state)
+    state = m.step(state, action)
+    outs = [m.reward(state), m.cost(state), m.cont(state), m.value(state)]
+    if cfg.lagrangian:
+      outs.append(m.cost_value(state))
+    return outs
+
+  def at(n, with_actor):
+    state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, n, 0), latent)
+    action = jnp.zeros((n, ACT_DIM))
+    return xla_flops(lambda p, s, a: heads_step(p, s, a, with_actor), params, state, action)
+
+  total = cfg.iterations * cfg.horizon * at(cfg.samples, False)
+  if cfg.actor_samples:
+    total += cfg.horizon * at(cfg.actor_samples, True)
+  return total
+
+
+def loop_counted_once(agent, cfg):
+  """XLA's count for the whole planner at H and 2H (equal: loops counted once)."""
+  out = []
+  for h in (cfg.horizon, 2 * cfg.horizon):
+    c = dataclasses.replace(cfg, horizon=h)
+    out.append(xla_flops(planner_fn(agent, c), *inputs(agent, c, 1)))
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--sizes', nargs='+', default=['small', 'paper'])
+  parser.add_argument('--planners', nargs='+', default=['paper', 'cpu'])
+  parser.add_argument('--method', default='osrp', choices=['osrp', 'osrp_lag'])
+  parser.add_argument('--batch', type=int, default=8)
+  parser.add_argument('--reps', type=int, default=3)
+  args = parser.parse_args()
+
+  print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cpus, '
+        f'method {args.method}, load average {os.getloadavg()[0]:.1f}')
+  rows = []
+  for size in args.sizes:
+    for planner in args.planners:
+      agent, cfg = build(size, planner, args.method)
+      flops = analytic_flops(agent, cfg)
+      if planner == args.planners[0]:
+        h1, h2 = loop_counted_once(agent, cfg)
+        print(f'[{size}] XLA cost analysis of the whole planner: H={cfg.horizon}: '
+              f'{h1 / 1e9:.3f} GFLOP, H={2 * cfg.horizon}: {h2 / 1e9:.3f} GFLOP '
+              f'(analytic at H={cfg.horizon}: {flops / 1e9:.2f} GFLOP)')
+      fn = jax.jit(planner_fn(agent, cfg))
+      for batch in sorted({1, args.batch}):
+        args_b = inputs(agent, cfg, batch)
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args_b))
+        compile_s = time.perf_counter() - t
+        peak = matmul_flops_per_s()
+        sec = median_seconds(lambda: fn(*args_b), args.reps)
+        rate = flops * batch / sec
+        rows.append((size, planner, f'{cfg.samples}x{cfg.horizon}x{cfg.iterations}',
+                     batch, compile_s, sec, sec / batch, flops / 1e9, rate / 1e9,
+                     peak / 1e9, 100 * rate / peak))
+        print('  '.join(str(x) if not isinstance(x, float) else f'{x:.3g}' for x in rows[-1]),
+              flush=True)
+  print('\n| size | planner | NxHxJ | B | compile s | s/call | s/action | GFLOP/action '
+        '| GFLOP/s | matmul GFLOP/s | % of matmul |')
+  print('|' + ' --- |' * 11)
+  for r in rows:
+    print('| ' + ' | '.join(f'{x:.3g}' if isinstance(x, float) else str(x) for x in r) + ' |')
+
+
+if __name__ == '__main__':
+  main()
