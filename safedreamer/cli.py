@@ -1,6 +1,9 @@
 """The `safedreamer` command line: verbs over a config of defaults, presets and overrides.
 
   safedreamer train [--configs PRESET ...] [--task SUITE/ID] [--logdir DIR] [--key.sub VALUE ...]
+  safedreamer eval (--logdir DIR | --checkpoint PATH) [--episodes N] [--video] [--seed S]
+  safedreamer plot RUN_DIRS... [--out DIR]
+  safedreamer table RUN_DIRS... [--out DIR] [--last K]
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pathlib
 import sys
 import textwrap
 
-from safedreamer.config.load import ConfigError, from_yaml, load_config, presets, to_yaml
+from safedreamer.config.load import ConfigError, from_yaml, load_config, presets
 from safedreamer.config.schema import Config, all_keys
 
 # Keys that may differ when a run is resumed with the same logdir.
@@ -105,15 +108,47 @@ def cmd_train(args) -> int:
     make_env(config.task, config).close()  # fail on a bad task before writing anything
   except UnknownTaskError as e:
     raise UsageError(str(e)) from None
-  logdir.mkdir(parents=True, exist_ok=True)
-  tmp = logdir / 'config.yaml.tmp'
-  tmp.write_text(to_yaml(config))
-  os.replace(tmp, logdir / 'config.yaml')
   select_platform(config)
   from safedreamer.run.train import train
   counters = train(config, logdir)
   print(f"done: {counters['step']} simulator steps, {counters['updates']} updates, "
         f'logdir {logdir}')
+  return 0
+
+
+def cmd_eval(args) -> int:
+  from safedreamer.report.evaluate import EvalError, evaluate, find_logdir
+  from safedreamer.run.checkpoint import CheckpointError
+  source = args.checkpoint or args.logdir
+  if source is None:
+    raise UsageError('eval needs --logdir DIR or --checkpoint PATH')
+  try:
+    select_platform(from_yaml((find_logdir(source) / 'config.yaml').read_text()))
+    evaluate(source, episodes=args.episodes, video=args.video, seed=args.seed, outdir=args.out)
+  except (EvalError, CheckpointError) as e:
+    raise UsageError(str(e)) from None
+  return 0
+
+
+def cmd_plot(args) -> int:
+  from safedreamer.report.plot import plot_runs
+  try:
+    paths = plot_runs(args.runs, args.out or 'plots', spread=args.spread)
+  except FileNotFoundError as e:
+    raise UsageError(str(e)) from None
+  print('\n'.join(str(p) for p in paths))
+  return 0
+
+
+def cmd_table(args) -> int:
+  from safedreamer.report.table import final_table, to_markdown, write_table
+  try:
+    frame = final_table(args.runs, last_k=args.last)
+  except FileNotFoundError as e:
+    raise UsageError(str(e)) from None
+  print(to_markdown(frame), end='')
+  for path in write_table(frame, args.out or 'tables') or []:
+    print(path)
   return 0
 
 
@@ -137,6 +172,30 @@ def build_parser() -> argparse.ArgumentParser:
                            description=textwrap.dedent(__doc__))
   _add_config_args(train)
   train.set_defaults(func=cmd_train)
+
+  ev = verbs.add_parser('eval', help='play a trained agent without updates; eval.json, videos',
+                        allow_abbrev=False)
+  ev.add_argument('--logdir', default=None, help='a run folder (newest checkpoint)')
+  ev.add_argument('--checkpoint', default=None, help='a checkpoint folder LOGDIR/checkpoints/STEP')
+  ev.add_argument('--episodes', type=int, default=3)
+  ev.add_argument('--video', action='store_true', help='write an mp4 per episode')
+  ev.add_argument('--seed', type=int, default=None, help='seed of the first episode')
+  ev.add_argument('--out', default=None, help='output folder (default LOGDIR/eval)')
+  ev.set_defaults(func=cmd_eval)
+
+  plot = verbs.add_parser('plot', help='curves across seeds: eval EpRet, EpCost, CostRate',
+                          allow_abbrev=False)
+  plot.add_argument('runs', nargs='+', help='run folders or folders holding runs')
+  plot.add_argument('--out', default=None, help='folder, or a .png/.pdf path (default plots/)')
+  plot.add_argument('--spread', choices=['std', 'minmax'], default='std')
+  plot.set_defaults(func=cmd_plot)
+
+  table = verbs.add_parser('table', help="final-performance table ranked by the paper's rule",
+                           allow_abbrev=False)
+  table.add_argument('runs', nargs='+', help='run folders or folders holding runs')
+  table.add_argument('--out', default=None, help='folder, or a .md/.csv path (default tables/)')
+  table.add_argument('--last', type=int, default=1, help='average the last K eval rows')
+  table.set_defaults(func=cmd_table)
   return parser
 
 
@@ -150,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
   args, rest = parser.parse_known_args(argv)
   if getattr(args, 'func', None) is None:
     parser.print_help()
+    return 2
+  if rest and args.verb != 'train':
+    print(f"safedreamer: error: unrecognized arguments: {' '.join(rest)}", file=sys.stderr)
     return 2
   args.overrides = rest
   try:

@@ -54,6 +54,11 @@ class Logger:
       purge = int(position['step']) + 1 if position is not None else None
       self._tb = SummaryWriter(str(self.dir / 'tb'), purge_step=purge, flush_secs=30)
 
+  @property
+  def tensorboard(self):
+    """The TensorBoard SummaryWriter (None when disabled), for images and videos."""
+    return self._tb
+
   def _truncate(self, offset: int) -> None:
     if not self.jsonl.exists():
       return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import pathlib
 import time
 
@@ -13,6 +14,7 @@ import numpy as np
 from safedreamer.agents import make_agent
 from safedreamer.agents.base import rng_from_array, rng_to_array
 from safedreamer.agents.random import RandomAgent
+from safedreamer.config.load import to_yaml
 from safedreamer.envs.registry import env_factory, make_env_batch
 from safedreamer.replay.replay import Replay
 from safedreamer.run.checkpoint import Checkpointer
@@ -24,10 +26,31 @@ log = logging.getLogger('safedreamer')
 
 
 EVAL_SEED_OFFSET = 1_000_000
+REPORT_LENGTH = 70  # 25 context steps + 45 open-loop predictions
+
+
+def write_report(agent, replay, logdir: pathlib.Path, step: int, logger) -> None:
+  """Open-loop video predictions of a few replay windows under LOGDIR/reports/."""
+  from safedreamer.report.openloop import report_from_agent
+  from safedreamer.replay import NotEnoughData
+  try:
+    batch = replay.sample(4, REPORT_LENGTH)
+  except NotEnoughData:
+    return
+  report_from_agent(agent, batch, logdir / 'reports', step, tb_writer=logger.tensorboard)
+
+
+def write_config(config, logdir: pathlib.Path) -> None:
+  """LOGDIR/config.yaml, written atomically (eval and reports read it back)."""
+  logdir.mkdir(parents=True, exist_ok=True)
+  tmp = logdir / 'config.yaml.tmp'
+  tmp.write_text(to_yaml(config))
+  os.replace(tmp, logdir / 'config.yaml')
 
 
 def train(config, logdir: str | pathlib.Path) -> dict:
   logdir = pathlib.Path(logdir)
+  write_config(config, logdir)
   run, rcfg = config.run, config.replay
   envs = make_env_batch(config.task, config)
   agent = make_agent(config, envs.obs_space, envs.act_dim,
@@ -37,7 +60,7 @@ def train(config, logdir: str | pathlib.Path) -> dict:
   ckpt = Checkpointer(logdir / 'checkpoints', keep=run.keep_checkpoints)
 
   c = dict(step=0, agent_steps=0, updates=0, episodes=0, cost_total=0.0, updates_due=0.0,
-           last_log=0, last_ckpt=0, last_eval=0, resumes=0, dropped=0)
+           last_log=0, last_ckpt=0, last_eval=0, last_report=0, resumes=0, dropped=0)
   found = ckpt.restore_latest()
   if found is not None:
     _, agent_state, meta = found
@@ -111,6 +134,10 @@ def train(config, logdir: str | pathlib.Path) -> dict:
       episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat)
       logger.write(c['step'], {f'eval/{k}': np.mean([e[k] for e in episodes])
                                for k in episodes[0]})
+
+    if run.report_every and c['step'] - c['last_report'] >= run.report_every and not prefilling:
+      c['last_report'] = c['step']
+      write_report(agent, replay, logdir, c['step'], logger)
 
     if c['step'] - c['last_log'] >= run.log_every:
       now = time.time()
