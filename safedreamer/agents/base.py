@@ -20,6 +20,11 @@ import numpy as np
 
 class Agent(abc.ABC):
 
+  def attach(self, envs) -> None:
+    """Called with the EnvBatch the agent will act in, before its first policy step
+    (planners read `envs.episode_length` (agent steps) here; MPC:sim uses the
+    environments' `get_state` through `envs.call`)."""
+
   @abc.abstractmethod
   def init_policy_state(self, num_envs: int) -> Any:
     """Recurrent state for `num_envs` environments (any pytree)."""

@@ -29,6 +29,7 @@ class Driver:
 
   def reset(self, agent: Agent, seeds: list[int]) -> None:
     """Start fresh episodes in every environment (on start and on resume)."""
+    agent.attach(self.envs)
     self.obs = self.envs.reset(seeds)
     self.policy_state = agent.init_policy_state(self.num_envs)
     self._sums = {k: np.zeros(self.num_envs) for k in ('EpRet', 'EpCost', 'EpLen')}

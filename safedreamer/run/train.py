@@ -132,6 +132,7 @@ def train(config, logdir: str | pathlib.Path) -> dict:
           config.task, config.model_copy(update={'seed': config.seed + EVAL_SEED_OFFSET}),
           num_envs=1, parallel=False)
       episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat)
+      agent.attach(envs)  # back to the training environments
       logger.write(c['step'], {f'eval/{k}': np.mean([e[k] for e in episodes])
                                for k in episodes[0]})
 
