@@ -122,3 +122,28 @@ def test_call_reaches_the_env_in_a_subprocess():
 def test_lambda_factories_work_in_subprocesses():
   with EnvBatch([lambda: ToyHazard(seed=9)], parallel=True) as batch:
     np.testing.assert_array_equal(batch.reset()['vector'][0], ToyHazard(seed=9).reset()['vector'])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('obs', ['lidar', 'vision'])
+def test_safety_gym_in_subprocesses(obs):
+  from safedreamer.config.schema import Config
+  from safedreamer.envs.registry import make_env_batch
+  config = Config()
+  config.env.obs = obs
+  config.run.num_envs = 2
+  with make_env_batch('safetygym/SafetyPointGoal1-v0', config, parallel=True) as batch:
+    first = batch.reset()
+    key = 'vector' if obs == 'lidar' else 'image_rear'
+    assert first[key].shape[0] == 2 and first['is_first'].all()
+    assert not np.array_equal(first[key][0], first[key][1])  # seeds config.seed + i
+    step = batch.step(np.zeros((2, 2), np.float32))
+    assert not step['is_first'].any() and batch.episode_length == 250
+
+
+@pytest.mark.parametrize('parallel', [False, True])
+def test_a_factory_that_cannot_build_fails_at_once(parallel):
+  def broken():
+    raise OSError('no simulator here')
+  with pytest.raises((OSError, RuntimeError), match='no simulator here'):
+    EnvBatch([broken], parallel=parallel)

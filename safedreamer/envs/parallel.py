@@ -188,15 +188,18 @@ class EnvBatch:
     self.max_restarts = int(max_restarts)
     self.crashed = np.zeros(len(factories), np.int64)
     self.errors: list[str] = []
-    if self.parallel:
-      self._envs = [_Remote(f, context) for f in factories]
-    else:
-      self._envs = [_Local(f) for f in factories]
-    if self.parallel:
-      info = [self.call(0, '__getattribute__', k) for k in ('obs_space', 'act_dim', 'episode_length')]
-    else:
-      env = self._envs[0].env
-      info = env.obs_space, env.act_dim, env.episode_length
+    self._envs = []
+    try:
+      for factory in factories:
+        self._envs.append(_Remote(factory, context) if self.parallel else _Local(factory))
+      keys = ('obs_space', 'act_dim', 'episode_length')
+      if self.parallel:  # env 0 is built by this first call: a bad factory fails here
+        info = [self.call(0, '__getattribute__', k) for k in keys]
+      else:
+        info = [getattr(self._envs[0].env, k) for k in keys]
+    except BaseException:
+      self.close()
+      raise
     self.obs_space, self.act_dim, self.episode_length = info
     self._needs_reset = np.ones(len(factories), bool)
 

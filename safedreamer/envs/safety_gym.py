@@ -23,6 +23,7 @@ after it (the world is rebuilt from the saved layout, which costs a compile).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 
@@ -42,14 +43,21 @@ def make_safety_gym(task_id: str, obs: str = 'lidar', image_size: int = 64,
   if obs == 'vision':
     from safedreamer.envs import vision  # pylint: disable=import-outside-toplevel
     vision.select_gl_backend()  # before anything creates a GL context
-  sg = import_safety_gymnasium()
-  gym_env = sg.make(task_id)
+  gym_env = make_quietly(task_id)
   if hasattr(gym_env.unwrapped, 'task'):
     return SafetyGymEnv(task_id, obs, image_size, episode_length, seed, _gym=gym_env)
   if obs != 'lidar':
     raise ValueError(f"{task_id} only has its native vector observation: use --env.obs lidar "
                      f"(got '{obs}')")
   return SafetyVelocityEnv(gym_env, episode_length, seed)
+
+
+def make_quietly(task_id: str):
+  """`safety_gymnasium.make(task_id)` without the package's NumPy deprecation warnings."""
+  sg = import_safety_gymnasium()
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    return sg.make(task_id)
 
 
 def task_ids() -> list[str]:
@@ -80,12 +88,13 @@ class SafetyGymEnv(CostEnv):
     if obs == 'vision':
       from safedreamer.envs import vision  # pylint: disable=import-outside-toplevel
       vision.select_gl_backend()  # before anything creates a GL context
-    sg = import_safety_gymnasium()
     self.task_id = task_id
     self.mode = obs
     self.image_size = int(image_size)
     self.render_size = int(render_size)
-    self._gym = sg.make(task_id) if _gym is None else _gym
+    if _gym is None:
+      _gym = make_quietly(task_id)
+    self._gym = _gym
     self._env = self._gym.unwrapped  # the Builder: skip the checker/time-limit wrappers
     if not hasattr(self._env, 'task'):
       raise ValueError(f'{task_id} is not a navigation task: use make_safety_gym()')
