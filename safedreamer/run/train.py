@@ -116,7 +116,7 @@ def train(config, logdir: str | pathlib.Path) -> dict:
     prefilling = c['step'] < run.prefill
     c['step'] += driver.step(random_agent if prefilling else agent, 'train')
     c['agent_steps'] += 1
-    if not prefilling:
+    if not prefilling and replay.num_windows(rcfg.batch_length) > 0:
       c['updates_due'] += per_step_updates
       while c['updates_due'] >= 1.0:
         batch = replay.sample(rcfg.batch_size, rcfg.batch_length)
