@@ -1,10 +1,13 @@
 """CCEM planning speed (OSRP, behavior/ccem.py) on the real world model.
 
 For each model size (`small`, `paper` presets) and planner setting (`paper`:
-500 samples x horizon 15 x 6 iterations, 50 elites; `cpu`: the proposed CPU preset)
-it prints, for 1 environment and a batch of `--batch` environments:
+500 samples x horizon 15 x 6 iterations, 50 elites; `cpu`: the `cpu_planner`
+preset) it prints, for 1 environment and a batch of `--batch` environments:
   compile     seconds to compile the planning step (once per shape)
-  s/action    median seconds per call (a batched call plans B actions at once)
+  s/call      median seconds per call of the planning step alone
+  s/action    s/call / B (a batched call plans B actions at once)
+  policy s/action   the same for the agent's whole policy step
+              (`PlannerAgent.policy`: posterior update + planning + copy to host)
   GFLOP/act   FLOPs per action (counted analytically, see below)
   GFLOP/s     achieved, and as a percentage of a dense f32 matmul (2048^3) timed
               right before each row (the machine's practical peak under the same
@@ -16,12 +19,16 @@ count is assembled from loop-free pieces whose cost analysis is exact:
   J * H * f(step + heads at N)  +  H * f(actor + step + heads at N_pi)
 (elite selection and sampling are a few MFLOP and ignored).
 
-The world model is `DreamerAgent.plan_model(params)` at random initialisation
+The world model is `PlannerAgent.plan_model(params)` at random initialisation
 (speed does not depend on the values), built inside the jitted function from
-traced params exactly as an agent does. Action dim 2 (Point robots).
+traced params exactly as the agent does. Action dim 2 (Point robots); observation
+60 numbers (PointGoal1 lidar) or, with `--cost-source obs`, PointGoal1's 29-number
+coordinate vector with the planner's cost decoded from it (adds the decoder to
+every imagined step).
 
   .venv/bin/python benchmarks/planner_speed.py                      # everything
   .venv/bin/python benchmarks/planner_speed.py --sizes small --planners cpu --reps 2
+  .venv/bin/python benchmarks/planner_speed.py --sizes small --planners cpu --cost-source obs
 """
 from __future__ import annotations
 
@@ -36,15 +43,33 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from safedreamer.agents.dreamer import DreamerAgent  # noqa: E402
+from safedreamer.agents.planner import PlannerAgent  # noqa: E402
 from safedreamer.behavior import ccem  # noqa: E402
-from safedreamer.config.load import load_config  # noqa: E402
+from safedreamer.config.load import load_config, presets  # noqa: E402
+from safedreamer.envs import coords  # noqa: E402
 
 ACT_DIM = 2
 PLANNERS = {  # overrides of the planner section
     'paper': {},                                                # 500 x 15 x 6, E 50
-    'cpu': {'samples': 128, 'elites': 16, 'iterations': 4},     # proposed CPU preset
+    'cpu': presets()['cpu_planner']['planner'],                 # the cpu_planner preset
 }
+COORDS_TASK = 'SafetyPointGoal1-v0'
+
+
+class CoordsEnvs:
+  """Answers `PlannerAgent.attach` like an EnvBatch of PointGoal1 in coords mode."""
+  episode_length = 250
+
+  def __init__(self, with_coords: bool):
+    self.params = None
+    if with_coords:
+      self.params = dict(coords.coords_params(COORDS_TASK),
+                         layout=coords.coords_layout(COORDS_TASK))
+
+  def call(self, index, method, *args):
+    if method != 'coords_params' or self.params is None:
+      raise RuntimeError(f'{method} is not offered here')
+    return self.params
 
 
 def median_seconds(fn, reps):
@@ -67,11 +92,26 @@ def xla_flops(fn, *args):
   return float(jax.jit(fn).lower(*args).cost_analysis()['flops'])
 
 
-def build(size: str, planner: str, method: str):
-  config = load_config([size], {'method': method, **{f'planner.{k}': v for k, v in
-                                                     PLANNERS[planner].items()}})
-  agent = DreamerAgent(config, {'vector': ((60,), np.float32)}, ACT_DIM)
-  return agent, ccem.CCEMConfig.from_config(config)
+def build(size: str, planner: str, method: str, cost_source: str = 'head'):
+  overrides = {'method': method, 'planner.cost_source': cost_source,
+               **{f'planner.{k}': v for k, v in PLANNERS[planner].items()}}
+  obs_space = {'vector': ((60,), np.float32)}
+  if cost_source == 'obs':
+    overrides['env.obs'] = 'coords'
+    obs_space = {'vector': ((coords.layout_size(coords.coords_layout(COORDS_TASK)),),
+                            np.float32)}
+  agent = PlannerAgent(load_config([size], overrides), obs_space, ACT_DIM)
+  agent.attach(CoordsEnvs(with_coords=cost_source == 'obs'))
+  return agent, agent.cfg
+
+
+def policy_seconds(agent, batch, reps):
+  """Median seconds of `agent.policy` for `batch` environments (after a warm-up)."""
+  size = agent.wm.codec.vec['vector']
+  obs = {'vector': np.zeros((batch, size), np.float32), 'is_first': np.zeros(batch, bool)}
+  state = agent.init_policy_state(batch)
+  agent.policy(obs, state, 'train')
+  return median_seconds(lambda: agent.policy(obs, state, 'train')[0], reps)
 
 
 def planner_fn(agent, cfg):
@@ -129,14 +169,16 @@ def main():
   parser.add_argument('--method', default='osrp', choices=['osrp', 'osrp_lag'])
   parser.add_argument('--batch', type=int, default=8)
   parser.add_argument('--reps', type=int, default=3)
+  parser.add_argument('--cost-source', default='head', choices=['head', 'obs'])
   args = parser.parse_args()
 
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cpus, '
-        f'method {args.method}, load average {os.getloadavg()[0]:.1f}')
+        f'method {args.method}, cost source {args.cost_source}, '
+        f'load average {os.getloadavg()[0]:.1f}')
   rows = []
   for size in args.sizes:
     for planner in args.planners:
-      agent, cfg = build(size, planner, args.method)
+      agent, cfg = build(size, planner, args.method, args.cost_source)
       flops = analytic_flops(agent, cfg)
       if planner == args.planners[0]:
         h1, h2 = loop_counted_once(agent, cfg)
@@ -151,15 +193,16 @@ def main():
         compile_s = time.perf_counter() - t
         peak = matmul_flops_per_s()
         sec = median_seconds(lambda: fn(*args_b), args.reps)
+        policy_sec = policy_seconds(agent, batch, args.reps)
         rate = flops * batch / sec
         rows.append((size, planner, f'{cfg.samples}x{cfg.horizon}x{cfg.iterations}',
-                     batch, compile_s, sec, sec / batch, flops / 1e9, rate / 1e9,
-                     peak / 1e9, 100 * rate / peak))
+                     batch, compile_s, sec, sec / batch, policy_sec / batch, flops / 1e9,
+                     rate / 1e9, peak / 1e9, 100 * rate / peak))
         print('  '.join(str(x) if not isinstance(x, float) else f'{x:.3g}' for x in rows[-1]),
               flush=True)
-  print('\n| size | planner | NxHxJ | B | compile s | s/call | s/action | GFLOP/action '
-        '| GFLOP/s | matmul GFLOP/s | % of matmul |')
-  print('|' + ' --- |' * 11)
+  print('\n| size | planner | NxHxJ | B | compile s | s/call | s/action | policy s/action '
+        '| GFLOP/action | GFLOP/s | matmul GFLOP/s | % of matmul |')
+  print('|' + ' --- |' * 12)
   for r in rows:
     print('| ' + ' | '.join(f'{x:.3g}' if isinstance(x, float) else str(x) for x in r) + ' |')
 

@@ -31,10 +31,12 @@ reward, cost, cont, value, cost_value (state) -> [N]; actor(key, state) -> [N, A
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from safedreamer.behavior.returns import lambda_returns
@@ -228,3 +230,40 @@ def make_planner(model: 'PlanModel', cfg: CCEMConfig):
     return plan_batch(model, cfg, starts, means, resets, keys, cost_limit,
                       episode_length, multiplier, sample)
   return jax.jit(fn)
+
+
+class PlanStats:
+  """Host-side running means of planner diagnostics (both planners use it).
+
+  `add(metrics, mode)` takes one planning call's metrics ({name: [B] or scalar});
+  `pop(mode)` returns {'plan/<name>': mean over every environment and step since
+  the last pop of that mode} and starts over ({} when nothing was added). The
+  agents pop 'train' in `episode_end`, so the logs get the planner's fraction of
+  safe sequences and its elites' scores next to each finished training episode.
+  """
+
+  def __init__(self):
+    self.sums: dict[str, dict[str, float]] = {}
+    self.counts: dict[str, int] = {}
+
+  def add(self, metrics: dict, mode: str) -> None:
+    sums = self.sums.setdefault(mode, {})
+    n = 1
+    for k, v in metrics.items():
+      v = np.asarray(v, np.float64)
+      n = v.size
+      sums[k] = sums.get(k, 0.0) + float(v.sum())
+    self.counts[mode] = self.counts.get(mode, 0) + n
+
+  def pop(self, mode: str) -> dict[str, float]:
+    sums, n = self.sums.pop(mode, {}), self.counts.pop(mode, 0)
+    return {f'plan/{k}': v / n for k, v in sums.items()} if n else {}
+
+  def save(self) -> np.ndarray:
+    """The running sums as a uint8 array (checkpoints hold arrays)."""
+    text = json.dumps({'sums': self.sums, 'counts': self.counts})
+    return np.frombuffer(text.encode(), np.uint8).copy()
+
+  def load(self, saved) -> None:
+    data = json.loads(np.asarray(saved, np.uint8).tobytes().decode())
+    self.sums, self.counts = data['sums'], data['counts']

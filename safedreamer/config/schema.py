@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -51,7 +51,8 @@ class Model(Section):
   stoch: int = 16                    # number of categorical latents
   classes: int = 16                  # classes per latent
   mlp_layers: int = 2                # encoder/decoder MLP depth
-  head_layers: int = 2               # reward/cost/continue head depth
+  mlp_units: int = 256               # encoder/decoder MLP width
+  head_layers: int = 2               # reward/cost/continue head depth (width: units)
   cnn_depth: int = 32
   unimix: float = 0.01
   bins: int = 255
@@ -94,29 +95,43 @@ class Lagrangian(Section):
 
 
 class PID(Section):
-  """OSRP-Lag PID Lagrangian (SPEC 2.5)."""
-  kp: float = 0.1
-  ki: float = 0.01
-  kd: float = 0.01
-  lam_init: float = 0.0
-  lam_max: float = 0.1
-  i_init: float = 0.001
-  cost_ema: float = 0.99
-  p_ema: float = 0.95
-  d_delay: int = 10
+  """OSRP-Lag PID Lagrangian (SPEC 2.5; behavior/pid.py), one update per finished
+  training episode. EMAs are bias-corrected; D is 0 until d_delay updates exist."""
+  kp: float = Field(0.1, ge=0)
+  ki: float = Field(0.01, ge=0)
+  kd: float = Field(0.01, ge=0)
+  lam_init: float = Field(0.0, ge=0)       # multiplier before the first update
+  lam_max: float = Field(0.1, ge=0)
+  i_init: float = Field(0.001, ge=0)       # integral term before the first update
+  cost_ema: float = Field(0.99, ge=0, lt=1)  # decay of the episode-cost EMA (Jbar)
+  p_ema: float = Field(0.95, ge=0, lt=1)     # decay of the EMA of Jbar - cost_limit (P)
+  d_delay: int = Field(10, ge=1)           # D = max(0, Jbar - Jbar d_delay updates ago)
 
 
 class Planner(Section):
-  """Constrained cross-entropy planning (SPEC 2.4)."""
-  horizon: int = 15
-  samples: int = 500
-  elites: int = 50
-  iterations: int = 6
-  init_std: float = 1.0
-  momentum: float = 0.1
-  mixture: float = 0.05
+  """Constrained cross-entropy planning (SPEC 2.4; behavior/ccem.py). Also MPC:sim's
+  settings (SPEC 2.7: samples 150, horizon 15, iterations 6, mixture 0)."""
+  horizon: int = Field(15, ge=1)
+  samples: int = Field(500, ge=1)          # N Gaussian sequences per iteration
+  elites: int = Field(50, ge=1)            # E
+  iterations: int = Field(6, ge=1)         # J
+  init_std: float = Field(1.0, gt=0)
+  momentum: float = Field(0.1, ge=0, lt=1)   # weight of the previous mean in the refit
+  mixture: float = Field(0.05, ge=0)       # actor sequences: round(mixture * samples)
   sample_train: bool = True          # sample the first action while training
   sample_eval: bool = False
+  # Per-step cost of imagined states (OSRP, OSRP-Lag): 'head' = the world model's cost
+  # head; 'obs' = counted from the decoded ego-frame coordinate observation (SPEC 2.6;
+  # needs env.obs 'coords'; behavior/obs_cost.py).
+  cost_source: Literal['head', 'obs'] = 'head'
+
+  @model_validator(mode='after')
+  def _enough_candidates(self):
+    total = self.samples + int(round(self.mixture * self.samples))
+    if self.elites > total:
+      raise ValueError(f'planner.elites ({self.elites}) exceeds the {total} sequences '
+                       'sampled per iteration')
+    return self
 
 
 class Jax(Section):

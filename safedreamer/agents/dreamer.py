@@ -1,0 +1,97 @@
+"""The world-model agent: BSRP-Lag (SafeDreamer) and the DreamerV3 baseline.
+
+Methods (config.method):
+  bsrp_lag   safe actor trained with the augmented Lagrangian on cost returns
+  dreamerv3  costs ignored: no cost critic, no Lagrangian (the cost head is still
+             trained, for reports)
+  osrp, osrp_lag  reward-driven actor plus a trained cost critic, for the planners
+             that wrap this agent
+
+The agent owns one state pytree (params, optimiser states, slow critics, return
+normaliser, Lagrangian, RNG key, update count) and a policy RNG key; the compiled
+update and policy step live in a shared `DreamerCore` (agents/dreamer_core.py).
+`train` makes one device call and fetches the metrics once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from safedreamer.agents.memory import keep_freed_memory
+
+keep_freed_memory()  # before the first JAX computation; see agents/memory.py
+
+import flax.serialization  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from safedreamer.agents.base import Agent  # noqa: E402
+from safedreamer.agents.dreamer_core import METHODS, get_core  # noqa: E402,F401
+from safedreamer.behavior.plan_model import PlanModel  # noqa: E402
+
+
+class DreamerAgent(Agent):
+
+  def __init__(self, config, obs_space: dict, act_dim: int):
+    self.config, self.act_dim = config, act_dim
+    self.core = get_core(config, obs_space, act_dim)
+    self.wm, self.behavior = self.core.wm, self.core.behavior
+    self.obs_keys = self.wm.codec.keys
+    key, self.policy_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    self.state = self.core.init_state(key)
+
+  @property
+  def params(self):
+    return self.state['params']
+
+  @property
+  def trace_counts(self) -> dict[str, int]:
+    """How often the update and the policy step were traced (compiled)."""
+    return self.core.trace_counts
+
+  # --- training ------------------------------------------------------------------------
+  def _prepare_batch(self, batch):
+    out = {k: np.asarray(batch[k]) for k in self.obs_keys}
+    out.update({k: np.asarray(batch[k], np.float32) for k in self.wm.codec.vec})
+    out.update({k: np.asarray(batch[k], np.float32) for k in ('action', 'reward', 'cost')})
+    out.update({k: np.asarray(batch[k], bool) for k in ('is_first', 'is_terminal')})
+    return out
+
+  def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    self.state, metrics = self.core.update(self.state, self._prepare_batch(batch))
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+  # --- acting --------------------------------------------------------------------------
+  def init_policy_state(self, num_envs: int) -> Any:
+    latent = self.core.initial(self.params['wm']['rssm'], num_envs)
+    return {'latent': latent, 'action': jnp.zeros((num_envs, self.act_dim), jnp.float32)}
+
+  def policy(self, obs, state, mode):
+    if mode not in ('train', 'eval'):
+      raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
+    inp = {k: np.asarray(obs[k]) for k in self.obs_keys}
+    inp.update({k: np.asarray(obs[k], np.float32) for k in self.wm.codec.vec})
+    inp['is_first'] = np.asarray(obs['is_first'], bool)
+    action, state, self.policy_key = self.core.policy(
+        self.params, state, inp, self.policy_key, np.asarray(mode == 'train'))
+    return np.asarray(action), state
+
+  def observe_step(self, params, pstate, obs, key):
+    """Pure posterior step (see DreamerCore.observe_step); usable inside jit."""
+    return self.core.observe_step(params, pstate, obs, key)
+
+  def plan_model(self, params=None) -> PlanModel:
+    """Pure model functions for planners, closed over `params` (default: current)."""
+    return self.core.plan_model(self.params if params is None else params)
+
+  # --- checkpoints ---------------------------------------------------------------------
+  def save(self) -> dict[str, Any]:
+    """Nested dicts of numpy arrays (no custom classes), ready for any serialiser."""
+    host = jax.device_get({'state': self.state, 'policy_key': self.policy_key})
+    return flax.serialization.to_state_dict(host)
+
+  def load(self, saved: dict[str, Any]) -> None:
+    template = {'state': self.state, 'policy_key': self.policy_key}
+    restored = flax.serialization.from_state_dict(template, saved)
+    restored = jax.tree.map(lambda t, x: jnp.asarray(x, t.dtype), template, restored)
+    self.state, self.policy_key = restored['state'], restored['policy_key']

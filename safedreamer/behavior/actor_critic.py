@@ -1,0 +1,129 @@
+"""Actor, reward critic and cost critic trained in imagination (background planning).
+
+From every posterior state of the batch (N = B*T starts) the actor imagines H
+steps through the prior with gradients through the dynamics (continuous actions).
+On the trajectory s_0..s_H:
+  rewards r_1..r_H, costs k_1..k_H      reward / cost head means
+  continuation c_0 = 1 - is_terminal, c_1..c_H = continue-head mode
+  weights w_t = prod_{i<=t} gamma c_i / gamma          (sg)
+  R = lambda-returns of r with the reward critic V,  C_R likewise with the cost critic
+Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ Psi(g) for BSRP-Lag]
+  with S the percentile return scale and g = C - b, C = cost_estimate(C_R).
+Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)).
+
+One function computes all three losses; stop-gradients route each to its own
+parameters (the actor loss sees critic parameters as constants, the critics see
+the trajectory as data). The critic forward pass on the trajectory is written the
+same way for both, so XLA computes it once.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from safedreamer.behavior import lagrangian as lag_fns
+from safedreamer.behavior import returns as ret_fns
+from safedreamer.nn import dists
+from safedreamer.nn.functions import twohot_mean, twohot_nll
+from safedreamer.nn.layers import Head
+
+sg = jax.lax.stop_gradient
+
+
+class Behavior:
+  """Pure functions over params {actor, critic[, cost_critic]}."""
+
+  def __init__(self, cfg, wm, act_dim: int, cost_critic: bool, lagrangian_cfg=None,
+               cost_limit: float = 0.0):
+    self.cfg, self.wm, self.act_dim = cfg, wm, act_dim
+    self.use_cost_critic = cost_critic
+    self.lag_cfg, self.cost_limit = lagrangian_cfg, cost_limit  # lag_cfg None: no Lagrangian
+    self.actor_net = Head(cfg.layers, cfg.units, 2 * act_dim)
+    self.critic_net = Head(cfg.layers, cfg.units, wm.cfg.bins, zero_init=True)
+    self.critics = ['critic', 'cost_critic'] if cost_critic else ['critic']
+
+  def init(self, key):
+    feat = jnp.zeros((1, self.wm.feat_dim))
+    ka, *kc = jax.random.split(key, 1 + len(self.critics))
+    params = {'actor': self.actor_net.init(ka, feat)['params']}
+    params.update({n: self.critic_net.init(k, feat)['params'] for n, k in zip(self.critics, kc)})
+    return params
+
+  def actor(self, actor_params, feat):
+    """(mean, std) of the bounded normal policy."""
+    raw = self.actor_net.apply({'params': actor_params}, feat)
+    return dists.bounded_normal(raw, self.cfg.min_std, self.cfg.max_std)
+
+  def critic_logits(self, critic_params, feat):
+    return self.critic_net.apply({'params': critic_params}, feat)
+
+  def value(self, critic_params, feat):
+    return twohot_mean(self.critic_logits(critic_params, feat), self.wm.bins)
+
+  # --- imagination -------------------------------------------------------------------
+  def imagine(self, wm_params, actor_params, start, key):
+    """Roll the actor through the prior for H steps from `start` states [N, ..].
+
+    Returns feats [H+1, N, F] (s_0..s_H), actions [H, N, A], entropies [H, N]."""
+    rssm = self.wm.rssm
+
+    def step(state, key):
+      ka, kz = jax.random.split(key)
+      mean, std = self.actor(actor_params, rssm.feat(state))
+      action = dists.normal_sample(mean, std, ka)
+      nxt = rssm.img_step(wm_params['rssm'], state, action, kz)
+      return nxt, (rssm.feat(nxt), action, dists.normal_entropy(std))
+
+    keys = jax.random.split(key, self.cfg.horizon)
+    _, (feats, actions, ent) = jax.lax.scan(step, start, keys)
+    feats = jnp.concatenate([rssm.feat(start)[None], feats], 0)
+    return feats, actions, ent
+
+  def _critic_terms(self, params, slow, name, feat, signal, cont, weight):
+    """Lambda-returns of `signal` bootstrapped with critic `name`, and its loss."""
+    cfg, bins = self.cfg, self.wm.bins
+    value = self.value(sg(params[name]), feat)                 # grads reach feat only
+    rets = ret_fns.lambda_returns(signal, value, cont, cfg.gamma, cfg.lam)
+    logits = self.critic_logits(params[name], sg(feat))[:-1]  # grads reach params only
+    slow_mean = sg(self.value(slow[name], sg(feat[:-1])))
+    nll = twohot_nll(logits, sg(rets), bins, extra=slow_mean, extra_weight=cfg.slow_reg)
+    return rets, value, (weight[:-1] * nll).mean()
+
+  def loss(self, params, slow, wm_params, start, start_cont, retnorm, lag, key):
+    """All behaviour losses; returns (total, (metrics, new retnorm, violation g))."""
+    cfg, wm = self.cfg, self.wm
+    wm_params = sg(wm_params)
+    feat, _, ent = self.imagine(wm_params, params['actor'], start, key)
+    cont = (wm.cont_logit(wm_params, sg(feat[1:])) > 0).astype(jnp.float32)
+    cont = jnp.concatenate([start_cont[None], cont], 0)
+    weight = sg(ret_fns.discount_weights(cont, cfg.gamma))
+
+    reward = wm.reward(wm_params, feat[1:])
+    rets, value, critic_loss = self._critic_terms(
+        params, slow, 'critic', feat, reward, cont[1:], weight)
+    retnorm = ret_fns.retnorm_update(retnorm, rets, cfg.retnorm_decay,
+                                     cfg.retnorm_low, cfg.retnorm_high)
+    scale = ret_fns.retnorm_scale(retnorm)
+    adv = (rets - value[:-1]) / sg(scale)
+    actor_loss = (weight[:-1] * (-adv - cfg.entropy * ent)).mean()
+    total = actor_loss + critic_loss
+    metrics = {
+        'actor/loss': actor_loss, 'actor/entropy': ent.mean(), 'critic/loss': critic_loss,
+        'critic/value': value.mean(), 'critic/return': rets.mean(),
+        'critic/retnorm_scale': scale, 'imag/reward': reward.mean(), 'imag/cont': cont.mean(),
+    }
+    g = jnp.zeros(())
+    if self.use_cost_critic:
+      cost = wm.cost(wm_params, feat[1:])
+      cost_rets, cost_value, cost_loss = self._critic_terms(
+          params, slow, 'cost_critic', feat, cost, cont[1:], weight)
+      total = total + cost_loss
+      metrics.update({'cost_critic/loss': cost_loss, 'cost_critic/value': cost_value.mean(),
+                      'cost_critic/return': cost_rets.mean(), 'imag/cost': cost.mean()})
+      if self.lag_cfg is not None:
+        estimate = lag_fns.cost_estimate(cost_rets, self.lag_cfg.pessimistic)
+        g = estimate - self.cost_limit
+        penalty = lag_fns.psi(g, sg(lag['lam']), sg(lag['mu']))
+        total = total + penalty
+        metrics.update({'lag/cost_estimate': estimate, 'lag/violation': g, 'lag/psi': penalty})
+    return total, (metrics, retnorm, sg(g))

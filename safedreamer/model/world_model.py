@@ -1,0 +1,101 @@
+"""The world model: encoder, RSSM, decoder, reward / cost / continue heads, loss.
+
+Loss per step (averaged over the [B, T] batch):
+  decoder NLL (symlog MSE / image MSE)
+  + reward two-hot NLL
+  + cost two-hot NLL, multiplied by `cost_weight` on steps with cost >= 1
+  + continue Bernoulli NLL (target 1 - is_terminal)
+  + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
+Heads read the model state feature [h, z]. Reward and cost heads regress
+symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
+start at zero, so the first predictions are exactly 0.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from safedreamer.model.codec import Codec
+from safedreamer.model.rssm import RSSM
+from safedreamer.nn import dists
+from safedreamer.nn.functions import twohot_bins, twohot_mean, twohot_nll
+from safedreamer.nn.layers import Head
+
+sg = jax.lax.stop_gradient
+
+
+class WorldModel:
+  """Pure functions over a params dict {encoder, rssm, decoder, reward, cost, cont}."""
+
+  def __init__(self, cfg, obs_space: dict, act_dim: int):
+    self.cfg, self.act_dim = cfg, act_dim
+    self.codec = Codec(obs_space, cfg.mlp_layers, cfg.mlp_units, cfg.cnn_depth)
+    self.rssm = RSSM(cfg.deter, cfg.units, cfg.stoch, cfg.classes, cfg.unimix, act_dim)
+    self.reward_head = Head(cfg.head_layers, cfg.units, cfg.bins, zero_init=True)
+    self.cost_head = Head(cfg.head_layers, cfg.units, cfg.bins, zero_init=True)
+    self.cont_head = Head(cfg.head_layers, cfg.units, 1)
+    self.bins = twohot_bins(cfg.bins)
+    self.feat_dim = cfg.deter + cfg.stoch * cfg.classes
+
+  def init(self, key):
+    k = jax.random.split(key, 6)
+    obs = self.codec.dummy_obs()
+    embed_params = self.codec.encoder.init(k[0], obs)['params']
+    embed = self.codec.encoder.apply({'params': embed_params}, obs)
+    feat = jnp.zeros((1, self.feat_dim))
+    return {
+        'encoder': embed_params,
+        'rssm': self.rssm.init(k[1], embed.shape[-1]),
+        'decoder': self.codec.decoder.init(k[2], feat)['params'],
+        'reward': self.reward_head.init(k[3], feat)['params'],
+        'cost': self.cost_head.init(k[4], feat)['params'],
+        'cont': self.cont_head.init(k[5], feat)['params'],
+    }
+
+  # --- heads (on features [..., F]) ----------------------------------------------
+  def reward(self, params, feat):
+    return twohot_mean(self.reward_head.apply({'params': params['reward']}, feat), self.bins)
+
+  def cost(self, params, feat):
+    return twohot_mean(self.cost_head.apply({'params': params['cost']}, feat), self.bins)
+
+  def cont_logit(self, params, feat):
+    return self.cont_head.apply({'params': params['cont']}, feat)[..., 0]
+
+  def encode(self, params, obs):
+    return self.codec.encode(params['encoder'], obs)
+
+  # --- loss --------------------------------------------------------------------------
+  def loss(self, params, batch, key):
+    """Returns (scalar loss, (metrics, posterior states {deter, stoch} [B, T, ..]))."""
+    cfg, rssm = self.cfg, self.rssm
+    embed = self.encode(params, batch)
+    keys = jax.random.split(key, embed.shape[1])
+    states, post_logits, _ = rssm.observe(
+        params['rssm'], embed, batch['action'], batch['is_first'], keys)
+    post = rssm.probs(post_logits)
+    prior = rssm.probs(rssm.prior_logits(params['rssm'], states['deter']))
+    dyn, rep = dists.kl_free_bits(post, prior, cfg.free_nats)
+    feat = rssm.feat(states)
+
+    dec, dec_parts = self.codec.loss(params['decoder'], feat, batch)
+    rew_logits = self.reward_head.apply({'params': params['reward']}, feat)
+    cost_logits = self.cost_head.apply({'params': params['cost']}, feat)
+    rew = twohot_nll(rew_logits, batch['reward'], self.bins)
+    cost_w = jnp.where(batch['cost'] >= 1.0, cfg.cost_weight, 1.0)
+    cost = twohot_nll(cost_logits, batch['cost'], self.bins) * cost_w
+    cont_target = 1.0 - batch['is_terminal'].astype(jnp.float32)
+    cont = dists.bernoulli_nll(self.cont_logit(params, feat), cont_target)
+
+    total = dec + rew + cost + cont + cfg.dyn_scale * dyn + cfg.rep_scale * rep
+    kl = dists.cat_kl(post, prior)
+    metrics = {
+        'wm/loss': total.mean(), 'wm/dec': dec.mean(), 'wm/reward': rew.mean(),
+        'wm/cost': cost.mean(), 'wm/cont': cont.mean(), 'wm/kl': kl.mean(),
+        'wm/post_ent': dists.cat_entropy(post).mean(),
+        'wm/prior_ent': dists.cat_entropy(prior).mean(),
+        'wm/reward_pred': twohot_mean(rew_logits, self.bins).mean(),
+        'wm/cost_pred': twohot_mean(cost_logits, self.bins).mean(),
+    }
+    metrics.update({f'wm/dec_{k}': v for k, v in dec_parts.items()})
+    return total.mean(), (metrics, sg(states))

@@ -1,0 +1,147 @@
+"""agents/dreamer.py: the compiled update and policy, checkpoints, methods, planning API."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from safedreamer.agents.dreamer import DreamerAgent
+from safedreamer.behavior.plan_model import PlanModel
+from safedreamer.config.load import load_config
+
+OBS = {'vec': ((6,), np.float32), 'log_pos': ((2,), np.float32)}
+ACT = 2
+
+
+def make_batch(cfg, obs_space=OBS, seed=0):
+  B, T = cfg.replay.batch_size, cfg.replay.batch_length
+  rng = np.random.default_rng(seed)
+  batch = {}
+  for k, (shape, dtype) in obs_space.items():
+    if np.dtype(dtype) == np.uint8:
+      batch[k] = rng.integers(0, 256, (B, T) + shape, np.uint8)
+    else:
+      batch[k] = rng.normal(size=(B, T) + shape).astype(dtype)
+  is_first = np.zeros((B, T), bool)
+  is_first[:, 0] = is_first[0, T // 2] = True
+  batch['action'] = np.where(is_first[..., None], 0, rng.uniform(-1, 1, (B, T, ACT)))
+  batch['reward'] = rng.normal(size=(B, T)).astype(np.float32)
+  batch['cost'] = (rng.uniform(size=(B, T)) < 0.2).astype(np.float32)
+  batch['is_first'] = is_first
+  batch['is_last'] = np.zeros((B, T), bool)
+  batch['is_terminal'] = np.zeros((B, T), bool)
+  batch['is_last'][1, -3] = batch['is_terminal'][1, -3] = True
+  return batch
+
+
+@pytest.fixture(scope='module')
+def agent():
+  return DreamerAgent(load_config(['tiny', 'bsrp_lag']), OBS, ACT)
+
+
+def shapes(tree):
+  return jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+
+
+def test_update_shapes_metrics_and_single_compile(agent):
+  cfg = agent.config
+  before = shapes(agent.state)
+  metrics = [agent.train(make_batch(cfg, seed=0))]
+  traces = dict(agent.trace_counts)
+  metrics += [agent.train(make_batch(cfg, seed=i)) for i in (1, 2)]
+  assert shapes(agent.state) == before
+  assert int(agent.state['step']) == 3
+  for m in metrics:
+    assert all(isinstance(v, float) and np.isfinite(v) for v in m.values()), m
+  for key in ('wm/loss', 'actor/loss', 'critic/loss', 'cost_critic/loss', 'lag/lambda', 'lag/mu',
+              'lag/cost_estimate', 'lag/violation'):
+    assert key in metrics[-1]
+  # lam, mu follow the update rule from the logged violation
+  lam0, mu0 = metrics[0]['lag/lambda'], metrics[0]['lag/mu']
+  g = metrics[1]['lag/violation']
+  np.testing.assert_allclose(metrics[1]['lag/lambda'], max(0.0, lam0 + mu0 * g), rtol=1e-5)
+  np.testing.assert_allclose(metrics[1]['lag/mu'], mu0 * (1 + cfg.lagrangian.penalty_power),
+                             rtol=1e-6)
+  # the policy: train (sample) and eval (mode) share one compiled program
+  state = agent.init_policy_state(3)
+  obs = {'vec': np.zeros((3, 6), np.float32), 'is_first': np.ones(3, bool)}
+  for i, mode in enumerate(('train', 'eval', 'train', 'eval')):
+    action, state = agent.policy(obs, state, mode)
+    obs['is_first'] = np.zeros(3, bool)
+    assert action.shape == (3, ACT) and np.abs(action).max() <= 1.0
+    if i == 0:
+      traces['policy'] = agent.trace_counts['policy']
+  # later updates and policy steps (either mode) reuse the compiled programs
+  assert agent.trace_counts == traces
+
+
+def test_eval_policy_is_the_actor_mode_and_is_first_resets(agent):
+  params = agent.params
+  obs = {'vec': jnp.ones((2, 6)), 'is_first': jnp.array([True, False])}
+  fresh = agent.init_policy_state(2)
+  junk = jax.tree.map(lambda x: x + 3.0, fresh)
+  key = jax.random.PRNGKey(0)
+  _, s_fresh, _ = agent.core._policy(params, fresh, obs, key, False)
+  a_junk, s_junk, _ = agent.core._policy(params, junk, obs, key, False)
+  np.testing.assert_allclose(s_fresh['latent']['deter'][0], s_junk['latent']['deter'][0], atol=1e-6)
+  assert not np.allclose(s_fresh['latent']['deter'][1], s_junk['latent']['deter'][1])
+  mean, _ = agent.behavior.actor(params['actor'], agent.wm.rssm.feat(s_junk['latent']))
+  np.testing.assert_allclose(a_junk, mean, atol=1e-6)
+
+
+def test_save_load_continues_identically():
+  cfg = load_config(['tiny', 'bsrp_lag'])
+  a = DreamerAgent(cfg, OBS, ACT)
+  a.train(make_batch(cfg, seed=0))
+  saved = a.save()
+  leaves = jax.tree.leaves(saved)
+  assert all(isinstance(x, (np.ndarray, np.generic)) for x in leaves)
+  b = DreamerAgent(load_config(['tiny', 'bsrp_lag'], {'seed': 7}), OBS, ACT)
+  b.load(saved)
+  batch = make_batch(cfg, seed=1)
+  ma, mb = a.train(batch), b.train(batch)
+  assert ma == mb
+  jax.tree.map(np.testing.assert_array_equal, a.save(), b.save())
+  obs = {'vec': np.ones((2, 6), np.float32), 'is_first': np.ones(2, bool)}
+  np.testing.assert_array_equal(a.policy(obs, a.init_policy_state(2), 'train')[0],
+                                b.policy(obs, b.init_policy_state(2), 'train')[0])
+
+
+def test_dreamerv3_ignores_costs():
+  cfg = load_config(['tiny', 'dreamerv3'])
+  agent = DreamerAgent(cfg, OBS, ACT)
+  assert set(agent.params) == {'wm', 'actor', 'critic'}
+  metrics = agent.train(make_batch(cfg))
+  assert 'wm/cost' in metrics  # the cost head is still trained for reports
+  assert not any(k.startswith(('lag/', 'cost_critic/')) for k in metrics)
+  assert np.allclose(agent.plan_model().cost_value(agent.init_policy_state(3)['latent']), 0.0)
+
+
+def test_plan_model_inside_jit(agent):
+  N = 5
+
+  @jax.jit
+  def rollout(params, key):
+    pm = agent.plan_model(params)
+    assert isinstance(pm, PlanModel)
+    s = agent.wm.rssm.initial(params['wm']['rssm'], N)
+    a = pm.actor(key, s)
+    s2 = pm.step(s, a)
+    return a, s2, pm.reward(s2), pm.cost(s2), pm.cont(s2), pm.value(s2), pm.cost_value(s2)
+
+  a, s2, *scalars = rollout(agent.params, jax.random.PRNGKey(0))
+  assert a.shape == (N, ACT) and np.abs(a).max() <= 1
+  assert s2['deter'].shape == (N, agent.config.model.deter)
+  assert all(x.shape == (N,) for x in scalars)
+  assert np.all((scalars[2] >= 0) & (scalars[2] <= 1))
+
+
+def test_vision_agent_updates():
+  space = {'image_front': ((64, 64, 3), np.uint8), 'image_rear': ((64, 64, 3), np.uint8),
+           'vec': ((4,), np.float32)}
+  cfg = load_config(['tiny', 'bsrp_lag'], {'replay.batch_size': 2, 'replay.batch_length': 8})
+  agent = DreamerAgent(cfg, space, ACT)
+  m = agent.train(make_batch(cfg, space))
+  assert np.isfinite(m['wm/loss']) and 'wm/dec_image_front' in m and 'wm/dec_image_rear' in m
+  obs = {k: np.zeros((2,) + s, d) for k, (s, d) in space.items()}
+  action, _ = agent.policy(dict(obs, is_first=np.ones(2, bool)), agent.init_policy_state(2), 'eval')
+  assert action.shape == (2, ACT)

@@ -1,0 +1,157 @@
+"""nn/: symlog, two-hot, unimix categoricals, KL with free bits, bounded normal."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from safedreamer.nn import dists
+from safedreamer.nn.functions import (symexp, symlog, twohot_bins, twohot_encode, twohot_mean,
+                                      twohot_nll)
+
+E = math.e
+
+
+def test_symlog_symexp_by_hand():
+  x = jnp.array([0.0, E - 1, -(E - 1), E ** 2 - 1])
+  np.testing.assert_allclose(symlog(x), [0, 1, -1, 2], atol=1e-6)
+  np.testing.assert_allclose(symexp(jnp.array([0.0, 1.0, -1.0, 2.0])), x, rtol=1e-6)
+  y = jnp.array([-1e4, -3.3, 0.2, 7.0, 1e4])
+  np.testing.assert_allclose(symexp(symlog(y)), y, rtol=1e-5)
+
+
+BINS = twohot_bins(5, -2.0, 2.0)  # [-2, -1, 0, 1, 2]
+
+
+@pytest.mark.parametrize('y, target', [
+    (0.25, [0, 0, 0.75, 0.25, 0]),    # between bins: linear weights
+    (-1.5, [0.5, 0.5, 0, 0, 0]),
+    (1.0, [0, 0, 0, 1, 0]),           # exactly on a bin
+    (-2.0, [1, 0, 0, 0, 0]),          # exactly on the edges
+    (2.0, [0, 0, 0, 0, 1]),
+    (7.0, [0, 0, 0, 0, 1]),           # outside the range: the nearest edge
+    (-30.0, [1, 0, 0, 0, 0]),
+])
+def test_twohot_encode_by_hand(y, target):
+  np.testing.assert_allclose(twohot_encode(jnp.float32(y), BINS), target, atol=1e-6)
+
+
+def test_twohot_encode_batched_and_expectation():
+  y = jnp.array([[-1.7, 0.3], [1.99, -0.01]])
+  two = twohot_encode(y, BINS)
+  assert two.shape == (2, 2, 5)
+  np.testing.assert_allclose(two.sum(-1), 1.0, atol=1e-6)
+  np.testing.assert_allclose((two * BINS).sum(-1), y, atol=1e-6)  # exact inside the range
+
+
+def test_twohot_mean_and_nll_by_hand():
+  logits = jnp.log(jnp.array([0, 0, 0.75, 0.25, 0.0]))
+  # mean is symexp of the expected bin: symexp(0.25) = e^0.25 - 1
+  np.testing.assert_allclose(twohot_mean(logits, BINS), E ** 0.25 - 1, rtol=1e-6)
+  # uniform logits: NLL of any target is log(5)
+  target = symexp(jnp.float32(0.25))
+  np.testing.assert_allclose(twohot_nll(jnp.zeros(5), target, BINS), math.log(5), rtol=1e-6)
+  # target 0.25 in symlog space with logits = log(two-hot): NLL = -(0.75 ln .75 + .25 ln .25)
+  np.testing.assert_allclose(twohot_nll(jnp.log(jnp.array([1e-9, 1e-9, .75, .25, 1e-9])), target,
+                                        BINS), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)),
+                             rtol=1e-4)
+
+
+def test_unimix_by_hand():
+  probs = dists.unimix_probs(jnp.array([0.0, math.log(3.0)]), 0.01)
+  np.testing.assert_allclose(probs, [0.99 * 0.25 + 0.005, 0.99 * 0.75 + 0.005], rtol=1e-6)
+  # even a hopeless class keeps unimix / C
+  probs = dists.unimix_probs(jnp.array([0.0, -1e9, -1e9, -1e9]), 0.01)
+  np.testing.assert_allclose(probs, [0.99 + 0.0025, 0.0025, 0.0025, 0.0025], rtol=1e-6)
+
+
+def test_cat_kl_and_free_bits_by_hand():
+  q, p = jnp.array([[0.5, 0.5]]), jnp.array([[0.9, 0.1]])  # K=1, C=2
+  kl = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # 0.510826
+  np.testing.assert_allclose(dists.cat_kl(q, p), kl, rtol=1e-6)
+  # two latents sum
+  np.testing.assert_allclose(dists.cat_kl(jnp.stack([q[0], q[0]]), jnp.stack([p[0], p[0]])),
+                             2 * kl, rtol=1e-6)
+  dyn, rep = dists.kl_free_bits(q, p, free=1.0)
+  np.testing.assert_allclose([dyn, rep], [1.0, 1.0])  # clipped at the free nat
+  dyn, rep = dists.kl_free_bits(q, p, free=0.1)
+  np.testing.assert_allclose([dyn, rep], [kl, kl], rtol=1e-6)
+  # below the free nats no gradient reaches either side
+  g = jax.grad(lambda p: sum(dists.kl_free_bits(q, p, 1.0)))(p)
+  np.testing.assert_allclose(g, 0.0)
+  # above: dyn trains only the prior, rep only the posterior
+  gq = jax.grad(lambda q: dists.kl_free_bits(q, p, 0.1)[0])(q)
+  gp = jax.grad(lambda p: dists.kl_free_bits(q, p, 0.1)[1])(p)
+  np.testing.assert_allclose(gq, 0.0)
+  np.testing.assert_allclose(gp, 0.0)
+
+
+def test_cat_sample_mode_and_straight_through():
+  probs = jnp.broadcast_to(jnp.array([0.1, 0.2, 0.7]), (20000, 3))
+  hot = dists.cat_sample(probs, jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(hot.sum(-1), 1.0)
+  assert set(np.unique(np.asarray(hot))) <= {0.0, 1.0}
+  np.testing.assert_allclose(hot.mean(0), [0.1, 0.2, 0.7], atol=0.015)
+  np.testing.assert_array_equal(dists.cat_mode(jnp.array([[0.1, 0.7, 0.2]])), [[0, 1, 0]])
+  np.testing.assert_array_equal(dists.onehot_max(jnp.array([3.0, -1.0, 5.0])), [0, 0, 1])
+  # straight-through: d/dprobs sum(c * sample) = c
+  c = jnp.array([1.0, 2.0, 3.0])
+  g = jax.grad(lambda p: (dists.cat_sample(p, jax.random.PRNGKey(1)) * c).sum())(probs[:1])
+  np.testing.assert_allclose(g, c[None])
+
+
+def test_bounded_normal_bounds():
+  raw = jnp.array([[50.0, -50.0, 50.0, -50.0], [0.0, 0.0, 0.0, 0.0]])  # A = 2
+  mean, std = dists.bounded_normal(raw, 0.1, 1.0)
+  np.testing.assert_allclose(mean[0], [1.0, -1.0])
+  np.testing.assert_allclose(std[0], [1.0, 0.1], rtol=1e-6)
+  sig2 = 1 / (1 + math.exp(-2.0))
+  np.testing.assert_allclose(std[1], 0.9 * sig2 + 0.1, rtol=1e-6)
+  mean, std = dists.bounded_normal(jax.random.normal(jax.random.PRNGKey(0), (1000, 4)) * 10,
+                                   0.1, 1.0)
+  assert float(jnp.abs(mean).max()) <= 1.0
+  assert 0.1 <= float(std.min()) and float(std.max()) <= 1.0
+  ent = dists.normal_entropy(jnp.array([[1.0, 0.1]]))
+  np.testing.assert_allclose(ent, [math.log(2 * math.pi * math.e) + math.log(0.1)], rtol=1e-6)
+
+
+def test_normal_sample_clipped_with_straight_through_gradient():
+  mean, std = jnp.full((5000, 1), 0.9), jnp.full((5000, 1), 1.0)
+  x = dists.normal_sample(mean, std, jax.random.PRNGKey(0))
+  assert float(x.max()) == 1.0 and float(x.min()) >= -1.0
+  g = jax.grad(lambda m: dists.normal_sample(m, std, jax.random.PRNGKey(0)).sum())(mean)
+  np.testing.assert_allclose(g, 1.0)
+
+
+def test_bernoulli_nll():
+  np.testing.assert_allclose(dists.bernoulli_nll(jnp.float32(0.0), 1.0), math.log(2), rtol=1e-6)
+  np.testing.assert_allclose(dists.bernoulli_nll(jnp.float32(math.log(3)), 0.0), math.log(4),
+                             rtol=1e-6)
+
+
+def test_layer_norm_matches_reference_and_gradients():
+  from safedreamer.nn.layers import layer_norm
+
+  def ref(x, s, b):
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    return (x - m) / jnp.sqrt(v + 1e-3) * s + b
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8)) * 3 + 1
+  s, b = jnp.linspace(0.5, 1.5, 8), jnp.linspace(-1, 1, 8)
+  eps = jnp.float32(1e-3)
+  np.testing.assert_allclose(layer_norm(x, s, b, eps), ref(x, s, b), atol=1e-5)
+  w = jax.random.normal(jax.random.PRNGKey(1), x.shape)
+  g1 = jax.grad(lambda *a: (layer_norm(*a, eps) * w).sum(), argnums=(0, 1, 2))(x, s, b)
+  g2 = jax.grad(lambda *a: (ref(*a) * w).sum(), argnums=(0, 1, 2))(x, s, b)
+  for a, c in zip(g1, g2):
+    np.testing.assert_allclose(a, c, atol=1e-4)
+
+
+def test_twohot_nll_with_extra_target_is_the_weighted_sum():
+  logits = jax.random.normal(jax.random.PRNGKey(0), (4, 5))
+  a, b = jnp.array([0.1, -3.0, 2.0, 0.0]), jnp.array([1.0, 0.5, -0.2, 9.0])
+  both = twohot_nll(logits, a, BINS, extra=b, extra_weight=0.5)
+  np.testing.assert_allclose(both, twohot_nll(logits, a, BINS) + 0.5 * twohot_nll(logits, b, BINS),
+                             rtol=1e-6)

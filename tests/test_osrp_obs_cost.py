@@ -1,0 +1,129 @@
+"""Cost from decoded observations (behavior/obs_cost.py, planner.cost_source='obs')."""
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from safedreamer.agents.planner import PlannerAgent
+from safedreamer.behavior import obs_cost
+from safedreamer.config.load import load_config
+from safedreamer.envs import coords
+from safedreamer.envs.toy import HAZARD_RADIUS, ToyHazard
+from safedreamer.nn.functions import symlog
+
+
+class NoCoordsEnvs:
+  episode_length = 100
+
+  def call(self, index, method, *args):
+    raise RuntimeError(f'env {index}: {method} failed')
+
+
+class CoordsEnvs(NoCoordsEnvs):
+  """Answers like a wrapped Safety-Gymnasium env (layout through __getattr__)."""
+
+  def __init__(self, layout, params):
+    self.layout, self.params = layout, params
+
+  def call(self, index, method, *args):
+    if method == 'coords_params':
+      return self.params
+    if method == '__getattr__' and args == ('coords_layout',):
+      return self.layout
+    return super().call(index, method, *args)
+
+
+def fake_world_model(size):
+  """decode(feat) = symlog(feat): the 'model state' is the observation itself."""
+  codec = types.SimpleNamespace(vec={'vector': size},
+                                decode=lambda params, feat: {'vector': symlog(feat)})
+  return types.SimpleNamespace(codec=codec, rssm=types.SimpleNamespace(feat=lambda s: s))
+
+
+def test_toy_cost_counts_the_decoded_hazard_offset():
+  spec = obs_cost.coords_spec(NoCoordsEnvs(), 'toy/hazard')
+  cost = jax.jit(obs_cost.make_obs_cost(fake_world_model(8), {'decoder': None}, spec))
+  obs = np.zeros((5, 8), np.float32)
+  obs[:, 2:4] = [[0.3, 0.0], [0.6, 0.0], [-0.2, -0.4], [3.0, 0.2], [0.0, -0.49]]
+  obs[:, 0:2] = 5.0          # the goal (unused for hazards)
+  np.testing.assert_array_equal(cost(jnp.asarray(obs)), [1, 0, 1, 0, 1])
+  # ... which is the environment's own rule: cost 1 inside the hazard's radius
+  assert np.array_equal(np.hypot(obs[:, 2], obs[:, 3]) < HAZARD_RADIUS, [1, 0, 1, 0, 1])
+
+
+def test_spec_from_the_environments_and_errors():
+  layout = {'goal': slice(0, 2), 'hazards': slice(2, 6), 'vases': slice(6, 8)}
+  params = {'sizes': {'hazards': 0.35}, 'footprint': coords.POINT_FOOTPRINT}
+  spec = obs_cost.coords_spec(CoordsEnvs(layout, params), 'safetygym/Whatever-v0')
+  assert spec.layout == layout and spec.size == 8
+  assert spec.sizes['hazards'] == 0.35 and spec.sizes['vases'] == coords.DEFAULT_SIZES['vases']
+  moved = spec._replace(footprint=spec.footprint + 0.01)   # e.g. a Car's turning wheels
+  assert moved.key() == spec.key()                         # no new compiled policy
+  assert spec._replace(sizes=dict(spec.sizes, hazards=0.3)).key() != spec.key()
+  with_layout = dict(params, layout=layout)   # an env that includes the layout itself
+  assert obs_cost.coords_spec(CoordsEnvs(None, with_layout), 'x/y').layout == layout
+  with pytest.raises(ValueError, match='cost_source'):
+    obs_cost.coords_spec(NoCoordsEnvs(), 'gym/CartPole-v1')
+  with pytest.raises(ValueError, match='numbers'):
+    obs_cost.make_obs_cost(fake_world_model(9), {}, spec)
+
+
+def test_safety_gym_envs_give_their_layout():
+  from safedreamer.envs.registry import make_env_batch
+  for repeat in (1, 2):   # a bare env and one behind the ActionRepeat wrapper
+    config = load_config(['osrp_vector'], {'task': 'safetygym/SafetyPointGoal1-v0',
+                                           'env.action_repeat': repeat})
+    envs = make_env_batch(config.task, config, num_envs=1, parallel=False)
+    try:
+      spec = obs_cost.coords_spec(envs, config.task)
+    finally:
+      envs.close()
+    assert spec.size == 29 and spec.layout['hazards'] == slice(9, 25)
+    assert spec.sizes['hazards'] == pytest.approx(0.25)
+
+
+def test_planner_agent_plans_with_the_decoded_cost():
+  config = load_config(['osrp_vector', 'tiny'], {'task': 'toy/hazard'})
+  assert config.planner.cost_source == 'obs' and config.cost_limit == 0.0
+  agent = PlannerAgent(config, ToyHazard.obs_space, 2)
+  with pytest.raises(RuntimeError, match='attach'):
+    agent.plan_model()
+  agent.attach(NoCoordsEnvs())
+  latent = agent.init_policy_state(3)['latent']
+  latent = jax.tree.map(lambda x: x + jax.random.normal(jax.random.PRNGKey(0), x.shape), latent)
+  got = agent.plan_model().cost(latent)
+  feat = agent.wm.rssm.feat(latent)
+  decoded = np.asarray(agent.wm.codec.decode(agent.params['wm']['decoder'], feat)['vector'])
+  vec = np.sign(decoded) * np.expm1(np.abs(decoded))
+  want = (np.hypot(vec[:, 2], vec[:, 3]) <= 0.5).astype(np.float32)
+  np.testing.assert_array_equal(got, want)
+  env = ToyHazard(seed=0)
+  obs = {k: np.asarray(v)[None] for k, v in env.reset().items()}
+  action, state = agent.policy(obs, agent.init_policy_state(1), 'train')
+  assert action.shape == (1, 2) and np.all(np.isfinite(state['mean']))
+  agent.attach(NoCoordsEnvs())       # same layout: the compiled policy is kept
+  agent.policy(obs, state, 'eval')
+  assert agent.trace_counts['plan'] == 1
+
+
+def test_obs_cost_needs_coordinate_observations():
+  config = load_config(['osrp_lag', 'tiny'], {'planner.cost_source': 'obs'})
+  with pytest.raises(ValueError, match='coords'):
+    PlannerAgent(config, {'vector': ((60,), np.float32)}, 2)
+
+
+@pytest.mark.slow
+def test_osrp_vector_trains_on_safety_gym(tmp_path):
+  import json
+  from safedreamer.run.train import train
+  config = load_config(['osrp_vector', 'tiny'], {
+      'task': 'safetygym/SafetyPointGoal1-v0', 'run.steps': 1200, 'run.prefill': 400,
+      'run.progress': False, 'env.episode_length': 200})
+  counters = train(config, tmp_path)
+  assert counters['step'] >= 1200 and counters['updates'] > 0
+  rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  planned = [r for r in rows if 'plan/elite_cost' in r]
+  assert planned and all(np.isfinite(r['plan/elite_cost']) for r in planned)
+  assert all(r['plan/safe_frac'] == 0 for r in planned)   # cost limit 0: never "safe"
