@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from safedreamer.agents.base import Agent  # noqa: E402
 from safedreamer.agents.dreamer_core import METHODS, get_core  # noqa: E402,F401
 from safedreamer.behavior.plan_model import PlanModel  # noqa: E402
+from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
 
 
 class DreamerAgent(Agent):
@@ -39,6 +40,7 @@ class DreamerAgent(Agent):
     self.obs_keys = self.wm.codec.keys
     key, self.policy_key = jax.random.split(jax.random.PRNGKey(config.seed))
     self.state = self.core.init_state(key)
+    self._openloop = None
 
   @property
   def params(self):
@@ -83,6 +85,18 @@ class DreamerAgent(Agent):
   def plan_model(self, params=None) -> PlanModel:
     """Pure model functions for planners, closed over `params` (default: current)."""
     return self.core.plan_model(self.params if params is None else params)
+
+  # --- reports -----------------------------------------------------------------------
+  def report(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Open-loop predictions of replay windows (25 context steps, then actions only)."""
+    if batch['is_first'].shape[1] <= CONTEXT:
+      return {}
+    if self._openloop is None:
+      self._openloop = jax.jit(lambda p, b, k: openloop_predict(self.wm, p, b, k))
+    inp = self._prepare_batch(batch)
+    pred = self._openloop(self.params['wm'], inp, jax.random.PRNGKey(0))
+    truth = {k: np.asarray(batch[k]) for k in (*self.obs_keys, 'reward', 'cost')}
+    return {'truth': truth, 'prediction': jax.device_get(pred), 'context': CONTEXT}
 
   # --- checkpoints ---------------------------------------------------------------------
   def save(self) -> dict[str, Any]:
