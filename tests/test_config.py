@@ -12,7 +12,8 @@ def test_required_keys_exist():
 
 def test_presets_apply_left_to_right_and_overrides_last():
   assert load_config(['tiny']).model.deter == 32
-  assert load_config(['tiny', 'paper']).model.deter == 512
+  assert load_config(['tiny', 'paper']).model.deter == 256
+  assert load_config(['tiny', 'paper']).model.mlp_layers == 3
   assert load_config(['paper', 'tiny']).model.deter == 32
   config = load_config(['tiny'], {'model.deter': '7', 'run.train_ratio': '0.5', 'seed': 3})
   assert (config.model.deter, config.run.train_ratio, config.seed) == (7, 0.5, 3)

@@ -43,7 +43,7 @@ def _check_resumed_run(logdir, killed_at, final_steps, log_every=300):
   assert all(r['episode/EpLen'] == 100 for r in episodes)
   assert any(r['step'] <= killed_at for r in episodes) and any(r['step'] > killed_at for r in episodes)
   final = [r for r in rows if 'replay/steps' in r][-1]
-  assert final['run/agent_steps'] >= final_steps // 2  # action repeat 2
+  assert final['run/agent_steps'] >= final['step'] // 2  # action repeat 2
   assert final['replay/steps'] > 0
 
 
