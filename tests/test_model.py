@@ -1,10 +1,13 @@
 """model/: RSSM resets, encoder/decoder shapes (vector and image), world-model loss."""
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from safedreamer.agents.dreamer_core import COMPILER_OPTIONS
 from safedreamer.config.load import load_config
 from safedreamer.model.codec import Codec, split_keys
 from safedreamer.model.world_model import WorldModel
@@ -87,7 +90,7 @@ def test_world_model_loss_decreases_on_fixed_batch():
   opt = optax.adam(cfg.model.lr)
   state = opt.init(params)
 
-  @jax.jit
+  @partial(jax.jit, compiler_options=COMPILER_OPTIONS)
   def step(params, state, key):
     (loss, (metrics, _)), grads = jax.value_and_grad(wm.loss, has_aux=True)(params, batch, key)
     updates, state = opt.update(grads, state)

@@ -155,3 +155,18 @@ def test_twohot_nll_with_extra_target_is_the_weighted_sum():
   both = twohot_nll(logits, a, BINS, extra=b, extra_weight=0.5)
   np.testing.assert_allclose(both, twohot_nll(logits, a, BINS) + 0.5 * twohot_nll(logits, b, BINS),
                              rtol=1e-6)
+
+
+def test_up_conv_is_a_stride2_transposed_convolution():
+  from safedreamer.nn.conv import up_conv
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5, 4))
+  k = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 4, 3))
+  # out[2i + k - 1] += in[i] K[k] along both axes, by brute force
+  xn, kn = np.asarray(x), np.asarray(k)
+  ref = np.zeros((2, 8, 12, 3), np.float32)  # padded by 1 on each side
+  for i in range(3):
+    for j in range(5):
+      for a in range(4):
+        for b in range(4):
+          ref[:, 2 * i + a, 2 * j + b] += xn[:, i, j] @ kn[a, b]
+  np.testing.assert_allclose(up_conv(x, k), ref[:, 1:7, 1:11], atol=1e-4)

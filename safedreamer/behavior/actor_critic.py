@@ -82,23 +82,28 @@ class Behavior:
   def _critic_terms(self, params, slow, name, feat, signal, cont, weight):
     """Lambda-returns of `signal` bootstrapped with critic `name`, and its loss."""
     cfg, bins = self.cfg, self.wm.bins
-    value = self.value(sg(params[name]), feat)                 # grads reach feat only
+    value = self.value(sg(params[name]), feat)            # grads reach feat only
     rets = ret_fns.lambda_returns(signal, value, cont, cfg.gamma, cfg.lam)
-    logits = self.critic_logits(params[name], sg(feat))[:-1]  # grads reach params only
-    slow_mean = sg(self.value(slow[name], sg(feat[:-1])))
-    nll = twohot_nll(logits, sg(rets), bins, extra=slow_mean, extra_weight=cfg.slow_reg)
-    return rets, value, (weight[:-1] * nll).mean()
+    logits = self.critic_logits(params[name], sg(feat))  # grads reach params only
+    slow_mean = sg(self.value(slow[name], sg(feat)))
+    # all H+1 states, the last with weight 0 (slicing the inputs would copy them)
+    target = jnp.concatenate([sg(rets), jnp.zeros_like(rets[:1])], 0)
+    nll = twohot_nll(logits, target, bins, extra=slow_mean, extra_weight=cfg.slow_reg)
+    weight = jnp.concatenate([weight[:-1], jnp.zeros_like(weight[:1])], 0)
+    return rets, value, (weight * nll).sum() / rets.size
 
   def loss(self, params, slow, wm_params, start, start_cont, retnorm, lag, key):
     """All behaviour losses; returns (total, (metrics, new retnorm, violation g))."""
     cfg, wm = self.cfg, self.wm
     wm_params = sg(wm_params)
+    # heads see all H+1 states and their outputs are sliced: slicing the [H+1, N, F]
+    # features instead would copy them
     feat, _, ent = self.imagine(wm_params, params['actor'], start, key)
-    cont = (wm.cont_logit(wm_params, sg(feat[1:])) > 0).astype(jnp.float32)
-    cont = jnp.concatenate([start_cont[None], cont], 0)
+    cont = (wm.cont_logit(wm_params, sg(feat)) > 0).astype(jnp.float32)
+    cont = jnp.concatenate([start_cont[None], cont[1:]], 0)
     weight = sg(ret_fns.discount_weights(cont, cfg.gamma))
 
-    reward = wm.reward(wm_params, feat[1:])
+    reward = wm.reward(wm_params, feat)[1:]
     rets, value, critic_loss = self._critic_terms(
         params, slow, 'critic', feat, reward, cont[1:], weight)
     retnorm = ret_fns.retnorm_update(retnorm, rets, cfg.retnorm_decay,
@@ -114,7 +119,7 @@ class Behavior:
     }
     g = jnp.zeros(())
     if self.use_cost_critic:
-      cost = wm.cost(wm_params, feat[1:])
+      cost = wm.cost(wm_params, feat)[1:]
       cost_rets, cost_value, cost_loss = self._critic_terms(
           params, slow, 'cost_critic', feat, cost, cont[1:], weight)
       total = total + cost_loss
