@@ -22,6 +22,10 @@ RESUMABLE_CHANGES = {'run.steps', 'run.progress', 'run.eval_every', 'run.eval_ep
                      'run.log_every', 'run.ckpt_every', 'logdir', 'jax.platform'}
 
 
+# What `safedreamer train` runs when no --configs are given: the README's default job.
+DEFAULT_PRESETS = ['bsrp_lag', 'small']
+
+
 class UsageError(Exception):
   """Bad input from the user: one line, exit status 2."""
 
@@ -70,11 +74,12 @@ def resolve(args) -> tuple[Config, pathlib.Path]:
     overrides['task'] = args.task
   if args.logdir is not None:
     overrides['logdir'] = args.logdir
-  config = load_config(args.configs, overrides)
+  names = args.configs if args.configs else DEFAULT_PRESETS
+  config = load_config(names, overrides)
   if config.logdir:
     logdir = pathlib.Path(config.logdir)
   else:
-    name = '-'.join(args.configs) or 'default'
+    name = '-'.join(names)
     logdir = pathlib.Path('runs') / config.task.replace('/', '_') / name / f'seed{config.seed}'
     config = config.model_copy(update={'logdir': str(logdir)})
   return config, logdir
@@ -154,7 +159,8 @@ def cmd_table(args) -> int:
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--configs', nargs='+', default=[], metavar='PRESET',
-                      help='named presets applied left to right on top of the defaults')
+                      help='named presets applied left to right on top of the defaults '
+                      f"(none given: {' '.join(DEFAULT_PRESETS)})")
   parser.add_argument('--task', default=None, help='SUITE/ENV_ID, e.g. safetygym/SafetyPointGoal1-v0')
   parser.add_argument('--logdir', default=None, help='run folder (re-run to resume)')
 
