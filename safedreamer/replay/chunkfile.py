@@ -128,8 +128,5 @@ def sync_file(path: str) -> None:
 
 
 def sync_dir(directory: str) -> None:
-  fd = os.open(directory, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
+  """fsync a folder, so that renames inside it are durable."""
+  sync_file(directory)
