@@ -23,6 +23,7 @@ def _final_eval(method, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_bsrp_lag_meets_the_limit_where_dreamerv3_takes_the_shortcut(tmp_path):
   limit, ret, cost = _final_eval('bsrp_lag', tmp_path)
   assert cost <= limit and ret > 0, (ret, cost)
