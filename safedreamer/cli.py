@@ -225,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
   except (ConfigError, UsageError) as e:
     print(f'safedreamer: error: {e}', file=sys.stderr)
     return 2
+  except RuntimeError as e:
+    # Environments that keep crashing, unreadable checkpoints: the run's data on disk is
+    # left as it was (re-run to resume from the newest checkpoint).
+    from safedreamer.envs.parallel import EnvCrashError
+    from safedreamer.run.checkpoint import CheckpointError
+    if not isinstance(e, (EnvCrashError, CheckpointError)):
+      raise
+    print(f'safedreamer: error: {str(e).splitlines()[0]}', file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print('safedreamer: interrupted; re-run the same command to resume', file=sys.stderr)
     return 130

@@ -47,3 +47,24 @@ def test_resume_with_a_different_config_is_refused_and_keeps_the_run(tmp_path):
   out = run(*base, '--seed', '5')
   assert out.returncode == 2 and 'seed=0, not 5' in out.stderr
   assert (logdir / 'metrics.jsonl').read_bytes() == before
+
+
+def test_env_that_keeps_crashing_stops_with_one_line_and_keeps_the_data(tmp_path):
+  (tmp_path / 'broken_envs.py').write_text(
+      'from safedreamer.envs import register\n'
+      'from safedreamer.envs.toy import ToyHazard\n'
+      'class Broken(ToyHazard):\n'
+      '  def step(self, action):\n'
+      "    raise RuntimeError('simulator exploded')\n"
+      "register('broken/toy', lambda seed: Broken(seed=seed))\n")
+  import os
+  env = dict(os.environ, PYTHONPATH=str(tmp_path), SAFEDREAMER_ENV_MODULES='broken_envs')
+  logdir = tmp_path / 'run'
+  out = subprocess.run(CLI + ['train', '--configs', 'random', 'tiny', '--task', 'broken/toy',
+                              '--logdir', str(logdir), '--env.max_restarts', '3',
+                              '--run.progress', 'false'],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+  assert out.returncode == 1
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith('safedreamer: error:') and 'Traceback' not in out.stderr
+  assert (logdir / 'config.yaml').exists()
