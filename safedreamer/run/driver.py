@@ -26,6 +26,7 @@ class Driver:
     self.policy_state = None
     self._crashes = np.zeros(self.num_envs, np.int64)
     self.dropped_episodes = 0
+    self.sim_steps = 0  # simulator steps taken, counted before callbacks see the step
 
   def reset(self, agent: Agent, seeds: list[int]) -> None:
     """Start fresh episodes in every environment (on start and on resume)."""
@@ -43,13 +44,15 @@ class Driver:
     action = np.asarray(action, np.float32)
     was_last = np.asarray(self.obs['is_last'])
     self.obs = self.envs.step(action)
+    taken = int((~was_last).sum()) * self.action_repeat
+    self.sim_steps += taken
     crashes = np.array(self.envs.crashed, np.int64)
     crashed = crashes > self._crashes
     self._crashes = crashes
     # A step that starts an episode was not caused by the action (auto-reset).
     action = np.where(np.asarray(self.obs['is_first'])[:, None], 0.0, action).astype(np.float32)
     self._emit(self.obs, action, crashed)
-    return int((~was_last).sum()) * self.action_repeat
+    return taken
 
   def _emit(self, obs: dict, action: np.ndarray, crashed=None) -> None:
     for i in range(self.num_envs):

@@ -80,6 +80,7 @@ def train(config, logdir: str | pathlib.Path) -> dict:
     envs.close()
     return dict(c)
   driver = Driver(envs, config.env.action_repeat)
+  step_base = c['step']
   sums = collections.defaultdict(list)
 
   def on_step(step, i):
@@ -88,9 +89,10 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
   def on_episode(ep, i):
     c['episodes'] += 1
+    step = step_base + driver.sim_steps  # includes the step that ended the episode
     # Prefill episodes come from the random agent: they must not move a Lagrangian.
     extra = {} if c['step'] < run.prefill else agent.episode_end(ep['EpRet'], ep['EpCost'], 'train')
-    logger.write(c['step'], {f'episode/{k}': v for k, v in ep.items()} | extra)
+    logger.write(step, {f'episode/{k}': v for k, v in ep.items()} | extra)
     progress.episode(ep)
 
   driver.on_step.append(on_step)
@@ -114,7 +116,8 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
   while c['step'] < run.steps:
     prefilling = c['step'] < run.prefill
-    c['step'] += driver.step(random_agent if prefilling else agent, 'train')
+    driver.step(random_agent if prefilling else agent, 'train')
+    c['step'] = step_base + driver.sim_steps
     c['agent_steps'] += 1
     if not prefilling and replay.num_windows(rcfg.batch_length) > 0:
       c['updates_due'] += per_step_updates
