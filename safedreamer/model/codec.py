@@ -40,17 +40,25 @@ def split_keys(obs_space: dict) -> tuple[dict, dict]:
   return vec, img
 
 
-def _image_input(obs, keys):
-  x = jnp.concatenate([obs[k] for k in keys], -1)
+def _scale_image(x):
+  """uint8 pixels -> floats in [-0.5, 0.5] (the decoder predicts this space)."""
   return x.astype(jnp.float32) / 255.0 - 0.5
 
 
-class Encoder(nn.Module):
+def _image_input(obs, keys):
+  return _scale_image(jnp.concatenate([obs[k] for k in keys], -1))
+
+
+class _CodecModule(nn.Module):
+  """Fields shared by the encoder and the decoder."""
   vec: dict
   img: dict
   mlp_layers: int
   mlp_units: int
   cnn_depth: int
+
+
+class Encoder(_CodecModule):
 
   @nn.compact
   def __call__(self, obs):
@@ -63,12 +71,7 @@ class Encoder(nn.Module):
     return jnp.concatenate(outs, -1)
 
 
-class Decoder(nn.Module):
-  vec: dict
-  img: dict
-  mlp_layers: int
-  mlp_units: int
-  cnn_depth: int
+class Decoder(_CodecModule):
 
   @nn.compact
   def __call__(self, feat):
@@ -113,7 +116,7 @@ class Codec:
       err = jnp.sum(jnp.square(pred[k] - symlog(obs[k].astype(jnp.float32))), -1)
       total, parts[k] = total + err, err.mean()
     for k in self.img:
-      target = obs[k].astype(jnp.float32) / 255.0 - 0.5
+      target = _scale_image(obs[k])
       err = jnp.sum(jnp.square(pred[k] - target), (-3, -2, -1))
       total, parts[k] = total + err, err.mean()
     return total, parts
