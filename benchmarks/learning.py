@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
   parser.add_argument('--set', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                       help='extra config overrides')
   args = parser.parse_args(argv)
-  from safedreamer.config.load import load_config, to_yaml
+  from safedreamer.config.load import load_config
   from safedreamer.run.train import train
   overrides = {'task': args.task, 'seed': args.seed, 'run.steps': args.steps,
                'run.eval_every': args.eval_every or max(1, args.steps // 10),
@@ -79,8 +79,6 @@ def main(argv=None) -> dict:
   config = load_config(args.configs, overrides)
   logdir = pathlib.Path(args.logdir or f"runs/learning/{args.task.replace('/', '_')}/"
                         f"{'-'.join(args.configs)}/seed{args.seed}")
-  logdir.mkdir(parents=True, exist_ok=True)
-  (logdir / 'config.yaml').write_text(to_yaml(config))
   start = time.time()
   train(config, logdir)
   wall = time.time() - start
