@@ -53,6 +53,13 @@ def test_retnorm_ema_by_hand():
   np.testing.assert_allclose(ret.retnorm_scale(s), 90.0, rtol=1e-5)
 
 
+def test_retnorm_floor_by_hand():
+  s = {'low': jnp.asarray(-0.1), 'high': jnp.asarray(0.2)}  # range 0.3
+  np.testing.assert_allclose(ret.retnorm_scale(s), 1.0)
+  np.testing.assert_allclose(ret.retnorm_scale(s, floor=0.1), 0.3, rtol=1e-6)
+  np.testing.assert_allclose(ret.retnorm_scale(s, floor=0.5), 0.5)
+
+
 def test_psi_both_branches_by_hand():
   # active: lam + mu g = 1 + 2 * 0.5 = 2 > 0 -> lam g + mu/2 g^2 = 0.5 + 0.25
   np.testing.assert_allclose(lag.psi(jnp.float32(0.5), 1.0, 2.0), 0.75)

@@ -108,7 +108,7 @@ class Behavior:
         params, slow, 'critic', feat, reward, cont[1:], weight)
     retnorm = ret_fns.retnorm_update(retnorm, rets, cfg.retnorm_decay,
                                      cfg.retnorm_low, cfg.retnorm_high)
-    scale = ret_fns.retnorm_scale(retnorm)
+    scale = ret_fns.retnorm_scale(retnorm, cfg.retnorm_floor)
     adv = (rets - value[:-1]) / sg(scale)
     actor_loss = (weight[:-1] * (-adv - cfg.entropy * ent)).mean()
     total = actor_loss + critic_loss

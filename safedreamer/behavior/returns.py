@@ -49,6 +49,6 @@ def retnorm_update(state, returns, decay: float, low_pct: float = 5.0, high_pct:
           'high': decay * state['high'] + (1 - decay) * high}
 
 
-def retnorm_scale(state):
-  """S = max(1, high - low)."""
-  return jnp.maximum(1.0, state['high'] - state['low'])
+def retnorm_scale(state, floor: float = 1.0):
+  """S = max(floor, high - low); DreamerV3's floor is 1."""
+  return jnp.maximum(floor, state['high'] - state['low'])

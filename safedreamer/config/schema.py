@@ -81,6 +81,10 @@ class Behavior(Section):
   retnorm_decay: float = 0.99
   retnorm_low: float = 5.0           # percentile
   retnorm_high: float = 95.0
+  # S = max(floor, P95 - P5). DreamerV3 uses 1; tasks whose returns span much less
+  # than 1 (Safety-Gymnasium's distance rewards) leave the actor a weak reward signal
+  # next to the entropy bonus and the Lagrangian term unless the floor is lower.
+  retnorm_floor: float = Field(1.0, gt=0)
   min_std: float = 0.1
   max_std: float = 1.0
 
