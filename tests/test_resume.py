@@ -105,3 +105,9 @@ def test_crashing_env_is_restarted_and_its_episode_dropped(tmp_path):
   episodes = [r for r in rows if 'episode/EpLen' in r]
   assert all(r['episode/EpLen'] == 100 for r in episodes)  # the cut one was never logged
   assert len(episodes) == 9  # 1000 steps = 10 episodes of 100, one of them dropped
+  # the counts are the run's, not the process's: a resumed run carries them on
+  train(config.model_copy(update={'run': config.run.model_copy(update={'steps': 1400})}),
+        tmp_path)
+  rows = read_metrics(tmp_path / 'metrics.jsonl')
+  assert rows[-1]['step'] >= 1400
+  assert rows[-1]['run/env_crashes'] == 1 and rows[-1]['run/dropped_episodes'] == 1

@@ -60,7 +60,8 @@ def train(config, logdir: str | pathlib.Path) -> dict:
   ckpt = Checkpointer(logdir / 'checkpoints', keep=run.keep_checkpoints)
 
   c = dict(step=0, agent_steps=0, updates=0, episodes=0, cost_total=0.0, updates_due=0.0,
-           last_log=0, last_ckpt=0, last_eval=0, last_report=0, resumes=0, dropped=0)
+           last_log=0, last_ckpt=0, last_eval=0, last_report=0, resumes=0, dropped=0,
+           crashes=0)
   found = ckpt.restore_latest()
   if found is not None:
     _, agent_state, meta = found
@@ -103,12 +104,13 @@ def train(config, logdir: str | pathlib.Path) -> dict:
   driver.reset(agent, [seed_base + i for i in range(run.num_envs)])
   eval_envs = None
   per_step_updates = run.num_envs * run.train_ratio / (rcfg.batch_size * rcfg.batch_length)
-  dropped_before = c['dropped']
+  dropped_before, crashes_before = c['dropped'], c['crashes']  # from earlier processes
   timer = time.time()
   steps_at_timer = c['step']
 
   def save():
     c['dropped'] = dropped_before + driver.dropped_episodes
+    c['crashes'] = crashes_before + envs.num_crashes
     logger.flush()
     meta = {'counters': dict(c), 'replay': replay.save(), 'logger': logger.position(c['step'])}
     ckpt.save(c['step'], {'agent': agent.save(), 'random': random_agent.save()}, meta)
@@ -151,7 +153,8 @@ def train(config, logdir: str | pathlib.Path) -> dict:
           'episode/CostRate': c['cost_total'] / max(1, c['step']),
           'run/updates': c['updates'], 'run/agent_steps': c['agent_steps'],
           'run/sps': (c['step'] - steps_at_timer) / max(1e-9, now - timer),
-          'run/env_crashes': envs.num_crashes, 'run/dropped_episodes': dropped_before + driver.dropped_episodes,
+          'run/env_crashes': crashes_before + envs.num_crashes,
+          'run/dropped_episodes': dropped_before + driver.dropped_episodes,
           **{f'replay/{k}': v for k, v in replay.stats().items()}})
       logger.write(c['step'], metrics)
       logger.flush()
