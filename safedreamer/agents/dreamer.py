@@ -56,6 +56,7 @@ class DreamerAgent(Agent):
     out = {k: np.asarray(batch[k]) for k in self.obs_keys}
     out.update({k: np.asarray(batch[k], np.float32) for k in self.wm.codec.vec})
     out.update({k: np.asarray(batch[k], np.float32) for k in ('action', 'reward', 'cost')})
+    out['reward'] = out['reward'] * np.float32(self.config.model.reward_scale)
     out.update({k: np.asarray(batch[k], bool) for k in ('is_first', 'is_terminal')})
     return out
 
@@ -96,7 +97,9 @@ class DreamerAgent(Agent):
     inp = self._prepare_batch(batch)
     pred = self._openloop(self.params['wm'], inp, jax.random.PRNGKey(0))
     truth = {k: np.asarray(batch[k]) for k in (*self.obs_keys, 'reward', 'cost')}
-    return {'truth': truth, 'prediction': jax.device_get(pred), 'context': CONTEXT}
+    pred = jax.device_get(pred)
+    pred['reward'] = pred['reward'] / self.config.model.reward_scale  # environment units
+    return {'truth': truth, 'prediction': pred, 'context': CONTEXT}
 
   # --- checkpoints ---------------------------------------------------------------------
   def save(self) -> dict[str, Any]:

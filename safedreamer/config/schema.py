@@ -60,6 +60,9 @@ class Model(Section):
   dyn_scale: float = 0.5
   rep_scale: float = 0.1
   cost_weight: float = 10.0          # cost NLL multiplier on steps with cost >= 1
+  # The world model learns reward * reward_scale, so imagined returns, the critics and
+  # the planner's J_R are in these units; EpRet is always the environment's.
+  reward_scale: float = Field(1.0, gt=0)
   lr: float = 1e-4
   eps: float = 1e-8
   clip: float = 1000.0
