@@ -108,9 +108,12 @@ def train(config, logdir: str | pathlib.Path) -> dict:
   timer = time.time()
   steps_at_timer = c['step']
 
-  def save():
+  def count_faults():  # the run's totals, over every process that worked on it
     c['dropped'] = dropped_before + driver.dropped_episodes
     c['crashes'] = crashes_before + envs.num_crashes
+
+  def save():
+    count_faults()
     logger.flush()
     meta = {'counters': dict(c), 'replay': replay.save(), 'logger': logger.position(c['step'])}
     ckpt.save(c['step'], {'agent': agent.save(), 'random': random_agent.save()}, meta)
@@ -147,14 +150,14 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
     if c['step'] - c['last_log'] >= run.log_every:
       now = time.time()
+      count_faults()
       metrics = {f'train/{k}': float(np.mean(v)) for k, v in sums.items()}
       sums.clear()
       metrics.update({
           'episode/CostRate': c['cost_total'] / max(1, c['step']),
           'run/updates': c['updates'], 'run/agent_steps': c['agent_steps'],
           'run/sps': (c['step'] - steps_at_timer) / max(1e-9, now - timer),
-          'run/env_crashes': crashes_before + envs.num_crashes,
-          'run/dropped_episodes': dropped_before + driver.dropped_episodes,
+          'run/env_crashes': c['crashes'], 'run/dropped_episodes': c['dropped'],
           **{f'replay/{k}': v for k, v in replay.stats().items()}})
       logger.write(c['step'], metrics)
       logger.flush()
