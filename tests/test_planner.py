@@ -205,3 +205,19 @@ def test_batched_equals_alone_and_sampling():
   np.testing.assert_allclose(det.action, det.mean[:, 0], atol=1e-7)
   np.testing.assert_allclose(det.mean, both.mean, atol=1e-7)
   assert np.all(np.abs(both.action) <= 1.0)
+
+
+@pytest.mark.parametrize('lagrangian', [False, True])
+def test_heads_after_the_rollout_equal_heads_in_the_loop(lagrangian):
+  """Where the heads run is a speed choice only: same plan, same scores."""
+  cfg = dataclasses.replace(CFG, mixture=0.1, lagrangian=lagrangian)
+  actor = lambda key, s: jnp.clip(0.5 + 0.1 * jax.random.normal(key, (s['x'].shape[0], 1)), -1, 1)
+  model = toy_model(1.7, 2.3, cost_value=lambda s: 0.1 * s['x'], actor=actor)
+  args = ({'x': jnp.array(0.5)}, jnp.full((H, 1), 0.3), jnp.array(False),
+          jax.random.PRNGKey(4), 0.5, float(H), 0.2, True)
+  after = jax.jit(lambda *a: ccem.plan(model, cfg, *a, heads_in_loop=False))(*args)
+  inside = jax.jit(lambda *a: ccem.plan(model, cfg, *a, heads_in_loop=True))(*args)
+  for x, y in zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(inside)):
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
+  # the switch: few rows per step run the heads after the rollout, many inside the loop
+  assert 1 * CFG.samples <= ccem.HEADS_AFTER_ROLLOUT_MAX_ROWS < 2 * CFG.samples

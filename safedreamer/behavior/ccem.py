@@ -117,20 +117,36 @@ def _broadcast(state, n: int):
   return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), state)
 
 
-def _imagine(model, start, policy, xs, cfg: CCEMConfig):
+# Where the heads (reward, cost, continue, critics: most of a model step's FLOPs) run.
+# With few rows per step (one environment, or the CPU-sized planner) they run once
+# after the rollout on all H steps' states, H times taller matmuls that keep two CPU
+# threads busy; with many rows per step (batched environments) they run inside the
+# loop, where the matmuls are already tall and the [H, rows, state] trajectory would
+# not fit in cache. Measured with benchmarks/planner_speed.py (RESULTS.md).
+HEADS_AFTER_ROLLOUT_MAX_ROWS = 512
+
+
+def _heads(model, state, cfg: CCEMConfig):
+  out = {'reward': model.reward(state), 'cost': model.cost(state),
+         'cont': model.cont(state), 'value': model.value(state)}
+  if cfg.lagrangian:
+    out['cost_value'] = model.cost_value(state)
+  return out
+
+
+def _imagine(model, start, policy, xs, cfg: CCEMConfig, heads_in_loop: bool):
   """Roll a batch of states len(xs) steps, acting with policy(state, x) -> [N, A].
-  Heads are evaluated inside the loop so no [H, N, state] trajectory is stored.
   Returns actions [N, H, A] and per-step head outputs {name: [H, N]}."""
   def step(state, x):
     action = jnp.clip(policy(state, x), -1, 1)
     state = model.step(state, action)
-    out = {'reward': model.reward(state), 'cost': model.cost(state),
-           'cont': model.cont(state), 'value': model.value(state)}
-    if cfg.lagrangian:
-      out['cost_value'] = model.cost_value(state)
-    return state, (action, out)
-  _, (actions, outs) = lax.scan(step, start, xs)
-  return jnp.swapaxes(actions, 0, 1), outs
+    return state, (action, _heads(model, state, cfg) if heads_in_loop else state)
+  _, (actions, out) = lax.scan(step, start, xs)
+  if not heads_in_loop:
+    horizon, n = actions.shape[:2]
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((horizon * n,) + x.shape[2:]), out)
+    out = {k: v.reshape(horizon, n) for k, v in _heads(model, flat, cfg).items()}
+  return jnp.swapaxes(actions, 0, 1), out
 
 
 def _return(reward, cont, value, cfg: CCEMConfig):
@@ -153,14 +169,15 @@ def _score(outs, cfg: CCEMConfig, episode_length):
 
 
 def plan(model: 'PlanModel', cfg: CCEMConfig, start, mean, reset, key, cost_limit,
-         episode_length, multiplier=0.0, sample=False) -> PlanResult:
+         episode_length, multiplier=0.0, sample=False, heads_in_loop=False) -> PlanResult:
   """Plan one action for one environment.
 
   start: model state of this environment (pytree, no batch dim); mean: [H, A] the
   `PlanResult.mean` of the previous step (anything where `reset`); reset: bool,
   episode start; cost_limit: b; episode_length: L in agent steps; multiplier: the
-  PID Lagrange multiplier (OSRP-Lag); sample: act with a sample instead of mu_1.
-  All but model/cfg may be traced. Metrics (of the last iteration): safe_frac,
+  PID Lagrange multiplier (OSRP-Lag); sample: act with a sample instead of mu_1;
+  heads_in_loop (static): where the heads run (see HEADS_AFTER_ROLLOUT_MAX_ROWS; the
+  result is the same). All but model/cfg/heads_in_loop may be traced. Metrics (of the last iteration): safe_frac,
   elite_ret / elite_cost / elite_cost_ret (means of J_R, J_C', J_C over the final
   elites, i.e. the plan's expected scores), std (mean std of the first action).
   """
@@ -175,7 +192,7 @@ def plan(model: 'PlanModel', cfg: CCEMConfig, start, mean, reset, key, cost_limi
       raise ValueError('planner mixture > 0 needs the PlanModel to have an actor')
     actor = lambda state, k: model.actor(k, state)
     pi_actions, pi_outs = _imagine(model, _broadcast(start, n_pi), actor,
-                                   jax.random.split(key_pi, horizon), cfg)
+                                   jax.random.split(key_pi, horizon), cfg, heads_in_loop)
     pi_scores = _score(pi_outs, cfg, episode_length)
 
   def iteration(carry, k):
@@ -183,7 +200,7 @@ def plan(model: 'PlanModel', cfg: CCEMConfig, start, mean, reset, key, cost_limi
     eps = jax.random.normal(k, (n,) + mean.shape, mean.dtype)
     actions = jnp.clip(mean + std * eps, -1, 1)
     _, outs = _imagine(model, _broadcast(start, n), open_loop,
-                       jnp.swapaxes(actions, 0, 1), cfg)
+                       jnp.swapaxes(actions, 0, 1), cfg, heads_in_loop)
     ret, episode_cost, cost_ret = _score(outs, cfg, episode_length)
     if n_pi:
       actions = jnp.concatenate([actions, pi_actions], 0)
@@ -210,9 +227,10 @@ def plan_batch(model: 'PlanModel', cfg: CCEMConfig, starts, means, resets, keys,
   """`plan` for B environments at once: starts (pytree [B, ...]), means [B, H, A],
   resets [B], keys [B] are batched; the other arguments are shared. Returns
   action [B, A], mean [B, H, A], metrics {name: [B]}."""
+  heads_in_loop = means.shape[0] * cfg.samples > HEADS_AFTER_ROLLOUT_MAX_ROWS
   def one(start, mean, reset, key):
     return plan(model, cfg, start, mean, reset, key, cost_limit, episode_length,
-                multiplier, sample)
+                multiplier, sample, heads_in_loop)
   return jax.vmap(one)(starts, means, resets, keys)
 
 
