@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from safedreamer.agents.dreamer_core import COMPILER_OPTIONS
+from safedreamer.agents.dreamer_core import compiler_options
 from safedreamer.config.load import load_config
 from safedreamer.model.codec import Codec, split_keys
 from safedreamer.model.world_model import WorldModel
@@ -90,7 +90,7 @@ def test_world_model_loss_decreases_on_fixed_batch():
   opt = optax.adam(cfg.model.lr)
   state = opt.init(params)
 
-  @partial(jax.jit, compiler_options=COMPILER_OPTIONS)
+  @partial(jax.jit, compiler_options=compiler_options())
   def step(params, state, key):
     (loss, (metrics, _)), grads = jax.value_and_grad(wm.loss, has_aux=True)(params, batch, key)
     updates, state = opt.update(grads, state)

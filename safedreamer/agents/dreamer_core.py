@@ -10,6 +10,7 @@ restored checkpoint, tests) compile once.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import jax
@@ -27,6 +28,16 @@ METHODS = ('bsrp_lag', 'dreamerv3', 'osrp', 'osrp_lag')
 # XLA:CPU's older loop emitters compile our update ~40% faster than its new fusion
 # emitters (paper size: 23 vs 38 CPU-s) at the same run time. Other backends ignore it.
 COMPILER_OPTIONS = {'xla_cpu_use_fusion_emitters': False}
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_options() -> dict:
+  """COMPILER_OPTIONS, or {} where this XLA no longer knows the flag (jax 0.11 dropped it)."""
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=COMPILER_OPTIONS).lower(0.0).compile()
+    return COMPILER_OPTIONS
+  except jax.errors.JaxRuntimeError:
+    return {}
 
 
 def _adam(lr, eps, clip):
@@ -50,7 +61,8 @@ class DreamerCore:
     self.opts = {'wm': _adam(m.lr, m.eps, m.clip), 'actor': _adam(b.actor_lr, b.eps, b.clip)}
     self.opts.update({c: _adam(b.critic_lr, b.eps, b.clip) for c in self.behavior.critics})
     self.trace_counts = {'update': 0, 'policy': 0}
-    jit = lambda f, **kw: jax.jit(f, compiler_options=COMPILER_OPTIONS, **kw)
+    options = compiler_options()
+    jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)
     self.init_state = jit(self._init_state)
     self.update = jit(self._update, donate_argnums=0)
     self.policy = jit(self._policy)
