@@ -81,7 +81,8 @@ def median_seconds(fn, reps):
   return float(np.median(times))
 
 
-def matmul_flops_per_s(n=2048, reps=5):
+def matmul_flops_per_s(n=None, reps=5):
+  n = n or (2048 if jax.default_backend() == 'cpu' else 8192)  # as update_speed.py
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
   f = jax.jit(lambda x: x @ x)
   jax.block_until_ready(f(a))
@@ -89,7 +90,14 @@ def matmul_flops_per_s(n=2048, reps=5):
 
 
 def xla_flops(fn, *args):
-  return float(jax.jit(fn).lower(*args).cost_analysis()['flops'])
+  """XLA's FLOP count of fn: of the lowered program where the backend offers one
+  (CPU), else of the compiled program (GPU)."""
+  lowered = jax.jit(fn).lower(*args)
+  cost = lowered.cost_analysis()
+  if cost is None:
+    cost = lowered.compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost['flops'])
 
 
 def build(size: str, planner: str, method: str, cost_source: str = 'head'):
@@ -180,7 +188,7 @@ def main():
     for planner in args.planners:
       agent, cfg = build(size, planner, args.method, args.cost_source)
       flops = analytic_flops(agent, cfg)
-      if planner == args.planners[0]:
+      if planner == args.planners[0] and jax.default_backend() == 'cpu':  # compiles on GPU
         h1, h2 = loop_counted_once(agent, cfg)
         print(f'[{size}] XLA cost analysis of the whole planner: H={cfg.horizon}: '
               f'{h1 / 1e9:.3f} GFLOP, H={2 * cfg.horizon}: {h2 / 1e9:.3f} GFLOP '

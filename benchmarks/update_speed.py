@@ -1,4 +1,4 @@
-"""Speed of one DreamerAgent update (world model + critics + actor + Lagrangian) on CPU.
+"""Speed of one DreamerAgent update (world model + critics + actor + Lagrangian).
 
 For each size: compile time, seconds per update (median), the update's FLOPs, the
 achieved FLOP/s against a dense f32 matmul measured in the same process, and peak
@@ -11,6 +11,9 @@ convolutions), and multiply each computation by how often it runs (while-loop
 trip counts from XLA's known_trip_count annotations). Elementwise work is not
 counted, so the figure is the matmul/conv work of the program XLA actually runs
 (after CSE and dead-code elimination). XLA's own figure is reported beside it.
+On a GPU, XLA turns dots into cuBLAS custom calls, which are counted the same way.
+JAX's default device is used: the CPU here, the GPU where jax has one
+(JAX_PLATFORMS=cuda makes sure).
 
   python benchmarks/update_speed.py                      # small, paper, dv3small
   python benchmarks/update_speed.py --sizes paper --reps 5 --json out.json
@@ -82,6 +85,14 @@ def hlo_matmul_flops(hlo: str) -> float:
         kernel_labels = re.search(r'dim_labels=\w+_(\w+)->', line).group(1)
         k = _prod(rhs) // rhs[kernel_labels.index('o')]
       comp['flops'] += 2.0 * out_elems * k
+    # XLA:GPU rewrites dots into cuBLAS calls: (result, workspace) = custom-call(lhs, rhs)
+    gemm = re.search(r'= \(' + _SHAPE + r'.* custom-call\(%([\w.\-]+), .*custom_call_target='
+                     r'"__cublas\$(?:lt\$matmul|gemm)".*'
+                     r'"lhs_contracting_dimensions":\[([\d",]*)\]', line)
+    if gemm:
+      lhs = _dims(shapes[gemm.group(2)])
+      k = _prod(lhs[i] for i in _dims(gemm.group(3).replace('"', '')))
+      comp['flops'] += 2.0 * _prod(_dims(gemm.group(1))) * k
     trips = 1
     if ' while(' in line:
       t = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)
@@ -101,10 +112,12 @@ def hlo_matmul_flops(hlo: str) -> float:
 
 # --- one size, in this process ----------------------------------------------------------
 
-def matmul_peak(n=2048, reps=5):
-  """(wall, cpu) FLOP/s of a dense f32 matmul: what this machine's cores can do."""
+def matmul_peak(n=None, reps=5):
+  """(wall, cpu) FLOP/s of a dense f32 matmul: what this machine's cores can do
+  (2048^3 on a CPU; 8192^3 on a GPU, where a smaller one ends before it is busy)."""
   import jax
   import jax.numpy as jnp
+  n = n or (2048 if jax.default_backend() == 'cpu' else 8192)
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   f(a).block_until_ready()
@@ -169,7 +182,8 @@ def run_one(size, reps, obs_dim, act_dim):
   peak, peak_cpu = matmul_peak()
   params = sum(x.size for x in jax.tree.leaves(agent.params))
   return {
-      'size': size, 'params': int(params), 'compile_s': compile_s, 'first_call_s': first_s,
+      'size': size, 'device': jax.devices()[0].device_kind, 'params': int(params),
+      'compile_s': compile_s, 'first_call_s': first_s,
       'update_s': update_s, 'update_times': times, 'update_cpu_s': update_cpu_s,
       'flops': flops, 'xla_cost_analysis_flops': xla_flops,
       'gflops_per_s': flops / update_s / 1e9, 'matmul_peak_gflops_per_s': peak / 1e9,
