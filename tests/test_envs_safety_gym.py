@@ -134,12 +134,16 @@ def test_set_state_replays_identically(task_id):
   for _ in range(20):
     env.step(seek_goal(env))
   state = env.get_state()
+  # The window must contain goal arrivals (resampling) and costs to mean something.
+  # How soon they come depends on the CPU's floating point (Zen 4 and Zen 5 differ),
+  # so the window grows until it holds them (episodes are 1000 steps).
+  enough = lambda steps: (sum(s['reward'] > 0.5 for s in steps) >= 2
+                          and sum(s['cost'] for s in steps) > 0)
   actions, first = [], []
-  for _ in range(400):
+  while len(first) < 400 or (len(first) < 900 and not enough(first)):
     actions.append(seek_goal(env))
     first.append(env.step(actions[-1]))
-  # The window must contain goal arrivals (resampling) and costs to mean something.
-  assert sum(s['reward'] > 0.5 for s in first) >= 2 and sum(s['cost'] for s in first) > 0
+  assert enough(first)
   env.set_state(state)
   assert same(first, rollout(env, actions))
   env.set_state(state)  # the state is not consumed
