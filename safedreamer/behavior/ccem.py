@@ -118,7 +118,7 @@ def _broadcast(state, n: int):
 
 
 # Where the heads (reward, cost, continue, critics: most of a model step's FLOPs) run.
-# With few rows per step (one environment, or the CPU-sized planner) they run once
+# With few rows per step (one environment: N or N_pi rows) they run once
 # after the rollout on all H steps' states, H times taller matmuls that keep two CPU
 # threads busy; with many rows per step (batched environments) they run inside the
 # loop, where the matmuls are already tall and the [H, rows, state] trajectory would
@@ -176,10 +176,11 @@ def plan(model: 'PlanModel', cfg: CCEMConfig, start, mean, reset, key, cost_limi
   `PlanResult.mean` of the previous step (anything where `reset`); reset: bool,
   episode start; cost_limit: b; episode_length: L in agent steps; multiplier: the
   PID Lagrange multiplier (OSRP-Lag); sample: act with a sample instead of mu_1;
-  heads_in_loop (static): where the heads run (see HEADS_AFTER_ROLLOUT_MAX_ROWS; the
-  result is the same). All but model/cfg/heads_in_loop may be traced. Metrics (of the last iteration): safe_frac,
-  elite_ret / elite_cost / elite_cost_ret (means of J_R, J_C', J_C over the final
-  elites, i.e. the plan's expected scores), std (mean std of the first action).
+  heads_in_loop (static): where the heads run (HEADS_AFTER_ROLLOUT_MAX_ROWS; the
+  result is the same). All but model/cfg/heads_in_loop may be traced.
+  Metrics (of the last iteration): safe_frac, elite_ret / elite_cost /
+  elite_cost_ret (means of J_R, J_C', J_C over the final elites, i.e. the plan's
+  expected scores), std (mean std of the first action).
   """
   n, n_pi, horizon = cfg.samples, cfg.actor_samples, cfg.horizon
   mean = warm_start(mean, reset)
