@@ -9,7 +9,8 @@ preset) it prints, for 1 environment and a batch of `--batch` environments:
   policy s/action   the same for the agent's whole policy step
               (`PlannerAgent.policy`: posterior update + planning + copy to host)
   GFLOP/act   FLOPs per action (counted analytically, see below)
-  GFLOP/s     achieved, and as a percentage of a dense f32 matmul (2048^3) timed
+  GFLOP/s     achieved, and as a percentage of a dense f32 matmul (update_speed.py's
+              matmul_peak: 2048^3 on a CPU, 8192^3 on a GPU) timed
               right before each row (the machine's practical peak under the same
               load: on a shared machine both move together)
 
@@ -47,6 +48,7 @@ from safedreamer.agents.planner import PlannerAgent  # noqa: E402
 from safedreamer.behavior import ccem  # noqa: E402
 from safedreamer.config.load import load_config, presets  # noqa: E402
 from safedreamer.envs import coords  # noqa: E402
+from update_speed import matmul_peak  # noqa: E402  (benchmarks/, this script's folder)
 
 ACT_DIM = 2
 PLANNERS = {  # overrides of the planner section
@@ -79,14 +81,6 @@ def median_seconds(fn, reps):
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - t)
   return float(np.median(times))
-
-
-def matmul_flops_per_s(n=None, reps=5):
-  n = n or (2048 if jax.default_backend() == 'cpu' else 8192)  # as update_speed.py
-  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  jax.block_until_ready(f(a))
-  return 2 * n ** 3 / median_seconds(lambda: f(a), reps)
 
 
 def xla_flops(fn, *args):
@@ -199,7 +193,7 @@ def main():
         t = time.perf_counter()
         jax.block_until_ready(fn(*args_b))
         compile_s = time.perf_counter() - t
-        peak = matmul_flops_per_s()
+        peak = matmul_peak()[0]
         sec = median_seconds(lambda: fn(*args_b), args.reps)
         policy_sec = policy_seconds(agent, batch, args.reps)
         rate = flops * batch / sec
