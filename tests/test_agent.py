@@ -164,3 +164,29 @@ def test_reward_scale_trains_on_scaled_rewards_and_reports_env_units():
   r_scaled = scaled.report(small)['prediction']['reward']
   assert np.abs(r_plain).max() > 0  # one update moved the reward head off zero
   np.testing.assert_allclose(r_scaled, r_plain / 10, rtol=1e-3, atol=1e-6)
+
+
+def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
+  """lagrangian.multiplier 'pid': lam comes from the PID on training episodes' costs
+  (hand-computed below), the update leaves it alone, the actor's term is lam * C / S,
+  and the controller survives a save/load round trip."""
+  cfg = load_config(['tiny', 'bsrp_lag'], {'lagrangian.multiplier': 'pid'})
+  a = DreamerAgent(cfg, OBS, ACT)
+  assert a.episode_end(1.0, 50.0, 'eval') == {}          # evaluation: no move
+  assert float(a.state['lag']['lam']) == 0.0
+  # defaults kp 0.05, ki 5e-4, cost EMA 0.9 (bias-corrected), P = Jbar - b, b = 2
+  m = a.episode_end(1.0, 30.0, 'train')                  # Jbar 30, delta 28
+  np.testing.assert_allclose(m['pid/lam'], 0.05 * 28 + 5e-4 * 28, rtol=1e-6)
+  m = a.episode_end(1.0, 0.0, 'train')                   # Jbar 30 - 30 * 0.1/0.19
+  jbar = 30.0 - 30.0 * 0.1 / 0.19
+  lam = 0.05 * (jbar - 2) + 5e-4 * (28 + jbar - 2)
+  np.testing.assert_allclose([m['pid/jbar'], m['pid/lam']], [jbar, lam], rtol=1e-6)
+  np.testing.assert_allclose(float(a.state['lag']['lam']), lam, rtol=1e-6)
+  out = a.train(make_batch(cfg))
+  np.testing.assert_allclose(out['lag/lambda'], lam, rtol=1e-6)
+  np.testing.assert_allclose(
+      out['lag/psi'], lam * out['lag/cost_estimate'] / out['critic/retnorm_scale'], rtol=1e-5)
+  b = DreamerAgent(cfg, OBS, ACT)
+  b.load(a.save())
+  assert float(b.lag_pid.lam) == float(a.lag_pid.lam) and int(b.lag_pid.count) == 2
+  np.testing.assert_allclose(float(b.state['lag']['lam']), lam, rtol=1e-6)

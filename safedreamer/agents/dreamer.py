@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from safedreamer.agents.base import Agent  # noqa: E402
 from safedreamer.agents.dreamer_core import METHODS, get_core  # noqa: E402,F401
+from safedreamer.behavior import pid as pid_fns  # noqa: E402
 from safedreamer.behavior.plan_model import PlanModel  # noqa: E402
 from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
 
@@ -41,6 +42,16 @@ class DreamerAgent(Agent):
     key, self.policy_key = jax.random.split(jax.random.PRNGKey(config.seed))
     self.state = self.core.init_state(key)
     self._openloop = None
+    # BSRP-Lag with lagrangian.multiplier 'pid': the controller runs here, on the host,
+    # once per finished training episode, and writes its lam into the state
+    self.lag_pid = None
+    if config.method == 'bsrp_lag' and config.lagrangian.multiplier == 'pid':
+      self.lag_pid = pid_fns.pid_init(config.lagrangian.pid)
+      self._set_multiplier()
+
+  def _set_multiplier(self):
+    lag = dict(self.state['lag'], lam=jnp.asarray(self.lag_pid.lam, jnp.float32))
+    self.state = dict(self.state, lag=lag)
 
   @property
   def params(self):
@@ -63,6 +74,15 @@ class DreamerAgent(Agent):
   def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
     self.state, metrics = self.core.update(self.state, self._prepare_batch(batch))
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+  def episode_end(self, ep_return: float, ep_cost: float, mode: str) -> dict[str, float]:
+    """BSRP-Lag with the 'pid' multiplier: one controller step per training episode."""
+    if self.lag_pid is None or mode != 'train':
+      return {}
+    self.lag_pid = pid_fns.pid_update(self.lag_pid, ep_cost, self.config.cost_limit,
+                                      self.config.lagrangian.pid)
+    self._set_multiplier()
+    return pid_fns.pid_metrics(self.lag_pid)
 
   # --- acting --------------------------------------------------------------------------
   def init_policy_state(self, num_envs: int) -> Any:
@@ -105,10 +125,16 @@ class DreamerAgent(Agent):
   def save(self) -> dict[str, Any]:
     """Nested dicts of numpy arrays (no custom classes), ready for any serialiser."""
     host = jax.device_get({'state': self.state, 'policy_key': self.policy_key})
-    return flax.serialization.to_state_dict(host)
+    out = flax.serialization.to_state_dict(host)
+    if self.lag_pid is not None:
+      out['lag_pid'] = {k: np.asarray(v) for k, v in self.lag_pid._asdict().items()}
+    return out
 
   def load(self, saved: dict[str, Any]) -> None:
     template = {'state': self.state, 'policy_key': self.policy_key}
+    if self.lag_pid is not None:
+      self.lag_pid = pid_fns.pid_load(saved['lag_pid'])
+    saved = {k: v for k, v in saved.items() if k != 'lag_pid'}
     restored = flax.serialization.from_state_dict(template, saved)
     restored = jax.tree.map(lambda t, x: jnp.asarray(x, t.dtype), template, restored)
     self.state, self.policy_key = restored['state'], restored['policy_key']

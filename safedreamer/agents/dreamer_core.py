@@ -113,8 +113,9 @@ class DreamerCore:
             for c in self.behavior.critics}
     lag = state['lag']
     if self.behavior.lag_cfg is not None:
-      lag = lag_fns.lagrangian_update(lag, g, cfg.lagrangian.penalty_power,
-                                      cfg.lagrangian.penalty_max)
+      if cfg.lagrangian.multiplier == 'augmented':  # 'pid': the agent sets lam per episode
+        lag = lag_fns.lagrangian_update(lag, g, cfg.lagrangian.penalty_power,
+                                        cfg.lagrangian.penalty_max)
       metrics.update({'lag/lambda': lag['lam'], 'lag/mu': lag['mu']})
     new = {'params': params, 'opt': opt, 'slow': slow, 'retnorm': retnorm, 'lag': lag,
            'key': key, 'step': state['step'] + 1}

@@ -7,8 +7,10 @@ On the trajectory s_0..s_H:
   continuation c_0 = 1 - is_terminal, c_1..c_H = continue-head mode
   weights w_t = prod_{i<=t} gamma c_i / gamma          (sg)
   R = lambda-returns of r with the reward critic V,  C_R likewise with the cost critic
-Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ Psi(g) for BSRP-Lag]
-  with S the percentile return scale and g = C - b, C = cost_estimate(C_R).
+Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ BSRP-Lag's term]
+  with S the percentile return scale and g = C - b, C = cost_estimate(C_R). BSRP-Lag
+  adds Psi(g; lam, mu) (multiplier 'augmented', the paper) or lam * C / S (multiplier
+  'pid': lam comes from the real episodes' cost, in units of the scaled return).
 Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)).
 
 One function computes all three losses; stop-gradients route each to its own
@@ -128,7 +130,10 @@ class Behavior:
       if self.lag_cfg is not None:
         estimate = lag_fns.cost_estimate(cost_rets, self.lag_cfg.pessimistic)
         g = estimate - self.cost_limit
-        penalty = lag_fns.psi(g, sg(lag['lam']), sg(lag['mu']))
+        if self.lag_cfg.multiplier == 'pid':
+          penalty = sg(lag['lam']) * estimate / sg(scale)
+        else:
+          penalty = lag_fns.psi(g, sg(lag['lam']), sg(lag['mu']))
         total = total + penalty
         metrics.update({'lag/cost_estimate': estimate, 'lag/violation': g, 'lag/psi': penalty})
     return total, (metrics, retnorm, sg(g))

@@ -92,15 +92,6 @@ class Behavior(Section):
   max_std: float = 1.0
 
 
-class Lagrangian(Section):
-  """BSRP-Lag augmented Lagrangian (SPEC 2.3)."""
-  multiplier_init: float = 1e-6
-  penalty_init: float = 5e-9
-  penalty_power: float = 1e-5        # mu <- min(penalty_max, mu * (1 + penalty_power))
-  penalty_max: float = 1.0
-  pessimistic: bool = True           # sum cost returns over the horizon (else mean)
-
-
 class PID(Section):
   """OSRP-Lag PID Lagrangian (SPEC 2.5; behavior/pid.py), one update per finished
   training episode. EMAs are bias-corrected; D is 0 until d_delay updates exist."""
@@ -113,6 +104,36 @@ class PID(Section):
   cost_ema: float = Field(0.99, ge=0, lt=1)  # decay of the episode-cost EMA (Jbar)
   p_ema: float = Field(0.95, ge=0, lt=1)     # decay of the EMA of Jbar - cost_limit (P)
   d_delay: int = Field(10, ge=1)           # D = max(0, Jbar - Jbar d_delay updates ago)
+
+
+class LagrangianPID(PID):
+  """BSRP-Lag's PID (lagrangian.multiplier 'pid'). Its lam weighs cost against the
+  return scaled to S, not the planner's J_R in reward units, hence other gains than
+  OSRP-Lag's: a ~10-episode cost average, P on its excess over the limit, a small
+  integral, no D (single episodes' costs are too noisy to differentiate)."""
+  kp: float = Field(0.05, ge=0)
+  ki: float = Field(5e-4, ge=0)
+  kd: float = Field(0.0, ge=0)
+  lam_max: float = Field(10.0, ge=0)
+  i_init: float = Field(0.0, ge=0)
+  cost_ema: float = Field(0.9, ge=0, lt=1)
+  p_ema: float = Field(0.0, ge=0, lt=1)
+
+
+class Lagrangian(Section):
+  """BSRP-Lag's multiplier (SPEC 2.3). 'augmented' (the paper): the augmented
+  Lagrangian Psi(C - b) on the imagined cost estimate C, lam and mu moved after every
+  update. 'pid': lam from a PID controller (`pid` below) on the costs of finished
+  training episodes, and the actor's loss gains lam * C / S (S the return scale of
+  its advantages), so lam is the return one unit of cost is worth
+  (behavior/actor_critic.py)."""
+  multiplier: Literal['augmented', 'pid'] = 'augmented'
+  multiplier_init: float = 1e-6
+  penalty_init: float = 5e-9
+  penalty_power: float = 1e-5        # mu <- min(penalty_max, mu * (1 + penalty_power))
+  penalty_max: float = 1.0
+  pessimistic: bool = True           # sum cost returns over the horizon (else mean)
+  pid: LagrangianPID = LagrangianPID()  # the controller for multiplier 'pid'
 
 
 class Planner(Section):
