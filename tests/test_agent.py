@@ -168,7 +168,7 @@ def test_reward_scale_trains_on_scaled_rewards_and_reports_env_units():
 
 def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
   """lagrangian.multiplier 'pid': lam comes from the PID on training episodes' costs
-  (hand-computed below), the update leaves it alone, the actor's term is lam * C / S,
+  (hand-computed below), the update leaves it alone, the actor's term is lam * C / max(S, 1),
   and the controller survives a save/load round trip."""
   cfg = load_config(['tiny', 'bsrp_lag'], {'lagrangian.multiplier': 'pid'})
   a = DreamerAgent(cfg, OBS, ACT)
@@ -185,7 +185,8 @@ def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
   out = a.train(make_batch(cfg))
   np.testing.assert_allclose(out['lag/lambda'], lam, rtol=1e-6)
   np.testing.assert_allclose(
-      out['lag/psi'], lam * out['lag/cost_estimate'] / out['critic/retnorm_scale'], rtol=1e-5)
+      out['lag/psi'], lam * out['lag/cost_estimate'] / max(1.0, out['critic/retnorm_scale']),
+      rtol=1e-5)
   b = DreamerAgent(cfg, OBS, ACT)
   b.load(a.save())
   assert float(b.lag_pid.lam) == float(a.lag_pid.lam) and int(b.lag_pid.count) == 2

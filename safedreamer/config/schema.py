@@ -124,8 +124,8 @@ class Lagrangian(Section):
   """BSRP-Lag's multiplier (SPEC 2.3). 'augmented' (the paper): the augmented
   Lagrangian Psi(C - b) on the imagined cost estimate C, lam and mu moved after every
   update. 'pid': lam from a PID controller (`pid` below) on the costs of finished
-  training episodes, and the actor's loss gains lam * C / S (S the return scale of
-  its advantages), so lam is the return one unit of cost is worth
+  training episodes, and the actor's loss gains lam * C / max(S, 1) (S the return
+  scale of its advantages), so lam is the return one unit of cost is worth
   (behavior/actor_critic.py)."""
   multiplier: Literal['augmented', 'pid'] = 'augmented'
   multiplier_init: float = 1e-6
@@ -134,6 +134,18 @@ class Lagrangian(Section):
   penalty_max: float = 1.0
   pessimistic: bool = True           # sum cost returns over the horizon (else mean)
   pid: LagrangianPID = LagrangianPID()  # the controller for multiplier 'pid'
+  # What the multiplier's term differentiates, with multiplier 'pid': 'returns' = C,
+  # the cost lambda-returns (bootstrapped by the cost critic); 'horizon' = the cost
+  # head's sum over the imagined horizon (as OSRP's J_C'), so only costs the actor
+  # can reach within H steps push it, not the critic's whole-episode view.
+  cost_signal: Literal['returns', 'horizon'] = 'returns'
+
+  @model_validator(mode='after')
+  def _signal_needs_pid(self):
+    if self.cost_signal == 'horizon' and self.multiplier != 'pid':
+      raise ValueError("lagrangian.cost_signal 'horizon' needs lagrangian.multiplier 'pid' "
+                       '(the augmented Lagrangian compares C itself with the cost limit)')
+    return self
 
 
 class Planner(Section):
