@@ -10,8 +10,7 @@ On the trajectory s_0..s_H:
 Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ BSRP-Lag's term]
   with S the percentile return scale and g = C - b, C = cost_estimate(C_R). BSRP-Lag
   adds Psi(g; lam, mu) (multiplier 'augmented', the paper) or lam * C / max(S, 1)
-  (multiplier 'pid': lam from the real episodes' cost, in units of the scaled return;
-  cost_signal 'horizon' puts the cost head's sum over the H steps in place of C).
+  (multiplier 'pid': lam from the real episodes' cost, in units of the scaled return).
 Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)).
 
 One function computes all three losses; stop-gradients route each to its own
@@ -132,10 +131,9 @@ class Behavior:
         estimate = lag_fns.cost_estimate(cost_rets, self.lag_cfg.pessimistic)
         g = estimate - self.cost_limit
         if self.lag_cfg.multiplier == 'pid':
-          signal = estimate if self.lag_cfg.cost_signal == 'returns' else cost.sum(0).mean()
           # S >= 1 here: below 1 (the floor is lower, for small rewards) dividing would
           # magnify the cost term before the actor has any return to weigh it against
-          penalty = sg(lag['lam']) * signal / sg(jnp.maximum(scale, 1.0))
+          penalty = sg(lag['lam']) * estimate / sg(jnp.maximum(scale, 1.0))
         else:
           penalty = lag_fns.psi(g, sg(lag['lam']), sg(lag['mu']))
         total = total + penalty

@@ -134,18 +134,6 @@ class Lagrangian(Section):
   penalty_max: float = 1.0
   pessimistic: bool = True           # sum cost returns over the horizon (else mean)
   pid: LagrangianPID = LagrangianPID()  # the controller for multiplier 'pid'
-  # What the multiplier's term differentiates, with multiplier 'pid': 'returns' = C,
-  # the cost lambda-returns (bootstrapped by the cost critic); 'horizon' = the cost
-  # head's sum over the imagined horizon (as OSRP's J_C'), so only costs the actor
-  # can reach within H steps push it, not the critic's whole-episode view.
-  cost_signal: Literal['returns', 'horizon'] = 'returns'
-
-  @model_validator(mode='after')
-  def _signal_needs_pid(self):
-    if self.cost_signal == 'horizon' and self.multiplier != 'pid':
-      raise ValueError("lagrangian.cost_signal 'horizon' needs lagrangian.multiplier 'pid' "
-                       '(the augmented Lagrangian compares C itself with the cost limit)')
-    return self
 
 
 class Planner(Section):
