@@ -191,4 +191,3 @@ def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
   b.load(a.save())
   assert float(b.lag_pid.lam) == float(a.lag_pid.lam) and int(b.lag_pid.count) == 2
   np.testing.assert_allclose(float(b.state['lag']['lam']), lam, rtol=1e-6)
-
