@@ -127,7 +127,7 @@ class DreamerAgent(Agent):
     host = jax.device_get({'state': self.state, 'policy_key': self.policy_key})
     out = flax.serialization.to_state_dict(host)
     if self.lag_pid is not None:
-      out['lag_pid'] = {k: np.asarray(v) for k, v in self.lag_pid._asdict().items()}
+      out['lag_pid'] = pid_fns.pid_save(self.lag_pid)
     return out
 
   def load(self, saved: dict[str, Any]) -> None:

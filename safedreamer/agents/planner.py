@@ -142,7 +142,7 @@ class PlannerAgent(DreamerAgent):
     out = super().save()
     out['planner'] = {'stats': self.stats.save()}
     if self.pid is not None:
-      out['planner']['pid'] = {k: np.asarray(v) for k, v in self.pid._asdict().items()}
+      out['planner']['pid'] = pid_fns.pid_save(self.pid)
     return out
 
   def load(self, saved: dict[str, Any]) -> None:

@@ -23,8 +23,8 @@ Decisions (the sources leave them open):
   derivative kick at the start of training.
 - The Jbar history is a ring buffer of d floats: slot k % d holds Jbar_k.
 
-The state is a NamedTuple of numpy scalars/arrays (float64): `state._asdict()` is
-checkpointable and `PIDState(**d)` restores it. It runs on the host, once per
+The state is a NamedTuple of numpy scalars/arrays (float64): `pid_save(state)` is
+checkpointable and `pid_load` restores it. It runs on the host, once per
 episode; pass `state.lam` to the jitted planner as its multiplier.
 """
 from __future__ import annotations
@@ -83,6 +83,11 @@ def pid_metrics(state: PIDState) -> dict[str, float]:
           'pid/lam': float(state.lam), 'pid/jbar': float(state.jbar)}
 
 
+def pid_save(state: PIDState) -> dict[str, np.ndarray]:
+  """The state as a dict of numpy arrays, for checkpoints; `pid_load` restores it."""
+  return {k: np.asarray(v) for k, v in state._asdict().items()}
+
+
 def pid_load(saved: dict) -> PIDState:
-  """Restore from `state._asdict()` (e.g. after a checkpoint round trip)."""
+  """Restore from `pid_save(state)` (e.g. after a checkpoint round trip)."""
   return PIDState(**{k: np.asarray(saved[k]) for k in PIDState._fields})
