@@ -70,16 +70,9 @@ def read_newest(replay_dir: pathlib.Path, steps: int) -> dict[str, np.ndarray]:
   for _, index in reversed(found):              # newest first, until enough steps
     path = replay_dir / chunkfile.chunk_name(0, index)
     header, _ = chunkfile.read_header(str(path))
-    arrays = {}
-    fd = os.open(path, os.O_RDONLY)
-    try:
-      for key, info in header['keys'].items():
-        out = np.empty((header['length'], *info['shape']), np.dtype(info['dtype']))
-        chunkfile.read_into(fd, info, 0, out)
-        arrays[key] = out
-    finally:
-      os.close(fd)
-    parts.append(arrays)
+    spec = {k: (info['shape'], np.dtype(info['dtype'])) for k, info in header['keys'].items()}
+    parts.append(chunkfile.read_arrays(str(path), header, spec, spec, header['length'],
+                                       header['length']))
     have += header['length']
     if have >= steps:
       break
@@ -115,13 +108,13 @@ def main() -> None:
   from safedreamer.run.checkpoint import CheckpointError, load_checkpoint
   try:
     config = from_yaml((args.logdir / 'config.yaml').read_text(encoding='utf-8'))
+    if config.method not in ('bsrp_lag', 'dreamerv3', 'osrp', 'osrp_lag'):
+      sys.exit(f'cost_head: method {config.method} has no world model')
     step, state, meta = load_checkpoint(args.logdir)
     data = read_newest(args.logdir / 'replay', args.recent)
     batch = windows(data, args.windows, CONTEXT, args.seed)
   except (OSError, ValueError, ConfigError, CheckpointError) as e:
     sys.exit(f'cost_head: {e}')
-  if config.method not in ('bsrp_lag', 'dreamerv3', 'osrp', 'osrp_lag'):
-    sys.exit(f'cost_head: method {config.method} has no world model')
   steps_keys = ('action', 'reward', 'cost', 'is_first', 'is_last', 'is_terminal')
   obs_space = {k: (v.shape[2:], v.dtype) for k, v in batch.items() if k not in steps_keys}
   agent = make_agent(config, obs_space, batch['action'].shape[-1])

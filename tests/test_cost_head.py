@@ -92,7 +92,7 @@ def test_script_on_a_tiny_trained_run_reports_and_leaves_the_run_alone(tmp_path)
   logdir.mkdir()
   (logdir / 'config.yaml').write_text(to_yaml(config))
   train(config, logdir)
-  before = {sub: _digest(logdir / sub) for sub in ('replay',)}
+  before = _digest(logdir / 'replay')
   out = tmp_path / 'table.json'
   proc = subprocess.run([sys.executable, str(_PATH), str(logdir), '--windows', '8',
                          '--recent', '400', '--json', str(out)], capture_output=True, text=True)
@@ -101,7 +101,7 @@ def test_script_on_a_tiny_trained_run_reports_and_leaves_the_run_alone(tmp_path)
   assert table['step'] == 600
   assert [r['part'] for r in table['rows']] == ['context', 'ahead 1-5', 'ahead 6-15', 'ahead 16-39']
   assert sum(r['n_pos'] + r['n_neg'] for r in table['rows']) == 8 * 64
-  assert {sub: _digest(logdir / sub) for sub in before} == before
+  assert _digest(logdir / 'replay') == before
   bad = subprocess.run([sys.executable, str(_PATH), str(tmp_path / 'nothing')],
                        capture_output=True, text=True)
   assert bad.returncode != 0 and bad.stderr.strip().startswith('cost_head:')

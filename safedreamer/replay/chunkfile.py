@@ -119,6 +119,21 @@ def read_into(fd: int, info: dict, first: int, out: np.ndarray) -> None:
     view, pos = view[n:], pos + n
 
 
+def read_arrays(path: str, header: dict, spec, keys, steps: int, size: int) -> dict:
+  """Arrays [size, ...] (spec's shapes and dtypes) holding the first `steps` steps of
+  `keys` from the chunk file at `path`, whose header is `header`."""
+  out = {}
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    for k in keys:
+      shape, dtype = spec[k]
+      out[k] = np.empty((size,) + tuple(shape), dtype)
+      read_into(fd, header['keys'][k], 0, out[k][:steps])
+  finally:
+    os.close(fd)
+  return out
+
+
 def sync_file(path: str) -> None:
   fd = os.open(path, os.O_RDONLY)
   try:

@@ -75,20 +75,6 @@ def _check(path: str, sid: int, index: int, steps: int, spec) -> dict:
   return header
 
 
-def _read(path: str, header: dict, spec, keys, steps: int, size: int) -> dict:
-  """Arrays [size, ...] holding the first `steps` steps of `keys` from the file."""
-  out = {}
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    for k in keys:
-      shape, dtype = spec[k]
-      out[k] = np.empty((size,) + tuple(shape), dtype)
-      chunkfile.read_into(fd, header['keys'][k], 0, out[k][:steps])
-  finally:
-    os.close(fd)
-  return out
-
-
 def load(replay, position: dict) -> None:
   """Rebuild `replay` from its directory and `position` (see module docstring)."""
   from safedreamer.replay.replay import _Chunk, _Stream
@@ -129,10 +115,10 @@ def load(replay, position: dict) -> None:
     st = _Stream(good[0][0] * C if good else end // C * C)
     for index, steps, last, path, header in good:
       if steps < C:   # the partial newest chunk: all keys back in memory, room to grow
-        c = _Chunk(index, _read(path, header, replay.spec, replay.spec, steps, C))
+        c = _Chunk(index, chunkfile.read_arrays(path, header, replay.spec, replay.spec, steps, C))
       else:
         mem_keys = [k for k in replay.spec if k not in disk_keys]
-        c = _Chunk(index, _read(path, header, replay.spec, mem_keys, steps, steps))
+        c = _Chunk(index, chunkfile.read_arrays(path, header, replay.spec, mem_keys, steps, steps))
       c.length, c.last, c.path, c.saved = steps, last, path, steps
       c.offsets = {k: v['offset'] for k, v in header['keys'].items()}
       st.chunks.append(c)
