@@ -103,12 +103,13 @@ def main() -> None:
   args = ap.parse_args()
 
   from safedreamer.agents import make_agent
+  from safedreamer.agents.dreamer import METHODS
   from safedreamer.config.load import ConfigError, from_yaml
   from safedreamer.model.openloop import CONTEXT
   from safedreamer.run.checkpoint import CheckpointError, load_checkpoint
   try:
     config = from_yaml((args.logdir / 'config.yaml').read_text(encoding='utf-8'))
-    if config.method not in ('bsrp_lag', 'dreamerv3', 'osrp', 'osrp_lag'):
+    if config.method not in METHODS:
       sys.exit(f'cost_head: method {config.method} has no world model')
     step, state, meta = load_checkpoint(args.logdir)
     data = read_newest(args.logdir / 'replay', args.recent)

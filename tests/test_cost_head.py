@@ -105,3 +105,16 @@ def test_script_on_a_tiny_trained_run_reports_and_leaves_the_run_alone(tmp_path)
   bad = subprocess.run([sys.executable, str(_PATH), str(tmp_path / 'nothing')],
                        capture_output=True, text=True)
   assert bad.returncode != 0 and bad.stderr.strip().startswith('cost_head:')
+
+
+def test_script_refuses_a_run_without_a_world_model(tmp_path):
+  import subprocess
+  import sys
+  from safedreamer.config.load import load_config, to_yaml
+  config = load_config(['random', 'tiny'], {'task': 'toy/hazard', 'logdir': str(tmp_path)})
+  (tmp_path / 'config.yaml').write_text(to_yaml(config))
+  proc = subprocess.run([sys.executable, str(_PATH), str(tmp_path)], capture_output=True,
+                        text=True)
+  assert proc.returncode != 0
+  assert proc.stderr.strip() == 'cost_head: method random has no world model'
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['config.yaml']
