@@ -58,6 +58,22 @@ def test_clips_integral_and_multiplier_at_zero():
   assert (s[1].i, s[1].lam) == (0.0, 0.0)
 
 
+def test_warmup_holds_lam_and_integral_then_starts_from_tracked_average():
+  costs = [3.0, 0.0, 4.5, 7.5]
+  plain = run(costs)
+  warm = run(costs, cfg=CFG.model_copy(update={'warmup_episodes': 2}))
+  # k=1,2: lam and I stay at lam_init and i_init; Jbar, P, D are tracked as without it.
+  for w, p in zip(warm[:2], plain[:2]):
+    assert (w.lam, w.i) == (0.0, 0.1)
+    assert (w.jbar, w.p, w.d) == (p.jbar, p.p, p.d)
+  # k=3: the first real update: I = 0.1 + 0.5 * (jbar_3 - 1) = 0.1 + 0.5 * 2 = 1.1
+  # (2.1 without warm-up, which integrated delta_1 = 2 as well); lam from P, I, D.
+  assert warm[2].jbar == pytest.approx(3.0) and warm[2].i == pytest.approx(1.1)
+  assert warm[2].lam == pytest.approx(10 / 7 + 1.1)
+  # k=4: I = 1.1 + 0.5 * 4.4 = 3.3; P + I + 2 D = 3.0133 + 3.3 + 8.8 is clipped at 5.
+  assert warm[3].i == pytest.approx(3.3) and warm[3].lam == 5.0
+
+
 def test_paper_defaults_first_update():
   cfg = PID()                  # Kp .1, Ki .01, Kd .01, lam_max .1, I_0 .001, d 10
   state = pid.pid_init(cfg)

@@ -11,6 +11,13 @@ number of updates so far (this one included):
   D_k    = max(0, Jbar_k - Jbar_{k-d})           d = d_delay (10); D_k = 0 while k <= d
   lam_k  = clip(Kp * P_k + I_k + Kd * D_k, 0, lam_max)        lam_0 = lam_init (0)
 
+Warm-up: for the first `warmup_episodes` updates (k <= warmup_episodes) Jbar, P, D
+and their history are tracked as above, but I stays at i_init and lam at lam_init:
+the agent learns the task before the constraint pushes on it, and the controller
+starts from an up-to-date cost average when it does. (Without it, BSRP-Lag `small`
+met a multiplier of 2-7 while its random early episodes cost 40-80 and learned to
+avoid cost before it found the goal; benchmarks/RESULTS.md.)
+
 Decisions (the sources leave them open):
 - EMA initialisation: both EMAs are bias-corrected, i.e. the weighted average
   m_k = m_{k-1} + a_k * (x_k - m_{k-1}) with a_k = (1 - beta) / (1 - beta^k). So the
@@ -46,7 +53,7 @@ class PIDState(NamedTuple):
 
 def pid_init(cfg: Any) -> PIDState:
   """Initial state from a `PID` config section (kp, ki, kd, lam_init, lam_max,
-  i_init, cost_ema, p_ema, d_delay)."""
+  i_init, cost_ema, p_ema, d_delay, warmup_episodes)."""
   f = lambda x: np.asarray(x, np.float64)
   return PIDState(count=np.asarray(0, np.int64), jbar=f(0.0), p=f(0.0),
                   i=f(cfg.i_init), d=f(0.0), lam=f(cfg.lam_init),
@@ -64,14 +71,16 @@ def pid_update(state: PIDState, episode_cost: float, cost_limit: float, cfg: Any
   count = int(state.count) + 1
   jbar = _ema(float(state.jbar), float(episode_cost), cfg.cost_ema, count)
   delta = jbar - cost_limit
-  i = max(0.0, float(state.i) + cfg.ki * delta)
+  warming_up = count <= cfg.warmup_episodes
+  i = float(state.i) if warming_up else max(0.0, float(state.i) + cfg.ki * delta)
   p = _ema(float(state.p), delta, cfg.p_ema, count)
   delay = len(state.history)
   slot = count % delay
   d = max(0.0, jbar - float(state.history[slot])) if count > cfg.d_delay else 0.0
   history = state.history.copy()
   history[slot] = jbar
-  lam = min(max(cfg.kp * p + i + cfg.kd * d, 0.0), cfg.lam_max)
+  lam = float(state.lam) if warming_up else min(max(cfg.kp * p + i + cfg.kd * d, 0.0),
+                                                  cfg.lam_max)
   f = lambda x: np.asarray(x, np.float64)
   return PIDState(count=np.asarray(count, np.int64), jbar=f(jbar), p=f(p), i=f(i),
                   d=f(d), lam=f(lam), history=history)

@@ -104,6 +104,7 @@ class PID(Section):
   cost_ema: float = Field(0.99, ge=0, lt=1)  # decay of the episode-cost EMA (Jbar)
   p_ema: float = Field(0.95, ge=0, lt=1)     # decay of the EMA of Jbar - cost_limit (P)
   d_delay: int = Field(10, ge=1)           # D = max(0, Jbar - Jbar d_delay updates ago)
+  warmup_episodes: int = Field(0, ge=0)    # lam stays lam_init, I i_init, for this many
 
 
 class LagrangianPID(PID):
