@@ -14,9 +14,8 @@ number of updates so far (this one included):
 Warm-up: for the first `warmup_episodes` updates (k <= warmup_episodes) Jbar, P, D
 and their history are tracked as above, but I stays at i_init and lam at lam_init:
 the agent learns the task before the constraint pushes on it, and the controller
-starts from an up-to-date cost average when it does. (Without it, BSRP-Lag `small`
-met a multiplier of 2-7 while its random early episodes cost 40-80 and learned to
-avoid cost before it found the goal; benchmarks/RESULTS.md.)
+starts from an up-to-date cost average when it does. (`small` uses it for BSRP-Lag;
+config/presets.yaml says why.)
 
 Decisions (the sources leave them open):
 - EMA initialisation: both EMAs are bias-corrected, i.e. the weighted average
