@@ -129,7 +129,8 @@ def cmd_eval(args) -> int:
     raise UsageError('eval needs --logdir DIR or --checkpoint PATH')
   try:
     select_platform(from_yaml((find_logdir(source) / 'config.yaml').read_text()))
-    evaluate(source, episodes=args.episodes, video=args.video, seed=args.seed, outdir=args.out)
+    evaluate(source, episodes=args.episodes, video=args.video, seed=args.seed, outdir=args.out,
+             sample=args.sample)
   except (EvalError, CheckpointError) as e:
     raise UsageError(str(e)) from None
   return 0
@@ -187,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
   ev.add_argument('--video', action='store_true', help='write an mp4 per episode')
   ev.add_argument('--seed', type=int, default=None, help='seed of the first episode')
   ev.add_argument('--out', default=None, help='output folder (default LOGDIR/eval)')
+  ev.add_argument('--sample', action='store_true',
+                  help="act with sampled actions, as in training (default: the policy's mode)")
   ev.set_defaults(func=cmd_eval)
 
   plot = verbs.add_parser('plot', help='curves across seeds: eval EpRet, EpCost, CostRate',

@@ -121,6 +121,18 @@ def test_eval_writes_open_loop_report_for_agents_that_predict(run, tmp_path, mon
   assert summary['mse']['vector'] == pytest.approx(0.01, rel=1e-4)
 
 
+def test_cli_sample_flag_is_recorded(run, tmp_path):
+  import subprocess
+  import sys
+  for flags, policy in (([], 'mode'), (['--sample'], 'sampled')):
+    out = subprocess.run([sys.executable, '-m', 'safedreamer', 'eval', '--logdir', str(run),
+                          '--episodes', '1', '--seed', '3', '--out', str(tmp_path / policy),
+                          *flags], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / policy / 'eval.json').read_text())['policy'] == policy
+    assert ('sampled actions' in out.stdout) == (policy == 'sampled')
+
+
 def test_bad_sources(tmp_path):
   with pytest.raises(ev.EvalError):
     ev.evaluate(tmp_path / 'missing', episodes=1)
@@ -168,4 +180,10 @@ def test_learning_agent_eval_is_reproducible_and_read_only(method, tmp_path):
   b = ev.evaluate(logdir, episodes=2, seed=4, outdir=tmp_path / 'b', quiet=True)
   assert a['EpRet']['per_episode'] == b['EpRet']['per_episode']
   assert a['EpCost']['per_episode'] == b['EpCost']['per_episode']
+  # --sample: the training policy's sampled actions, reproducible too, not the mode's
+  c, d = (ev.evaluate(logdir, episodes=2, seed=4, outdir=tmp_path / x, quiet=True, sample=True)
+          for x in 'cd')
+  assert c['EpRet']['per_episode'] == d['EpRet']['per_episode']
+  assert c['EpRet']['per_episode'] != a['EpRet']['per_episode']
+  assert (a['policy'], c['policy']) == ('mode', 'sampled')
   assert _snapshot(logdir / 'checkpoints') == before

@@ -51,7 +51,8 @@ def summarize(values) -> dict:
 def format_eval(result: dict) -> str:
   """A short table of an `evaluate` result, for the terminal."""
   lines = [f"{result['task']}  {result['method']}  checkpoint step {result['checkpoint_step']}"
-           f"  ({result['episodes']} episodes, seed {result['seed']})",
+           f"  ({result['episodes']} episodes, seed {result['seed']}"
+           f"{', sampled actions' if result.get('policy') == 'sampled' else ''})",
            f"{'':8}{'mean':>10}{'std':>10}   per episode"]
   for key in METRICS:
     m = result[key]
@@ -132,7 +133,8 @@ def _openloop(agent, sequences, obs_keys, outdir, step) -> list[str]:
 
 def evaluate(source: str | pathlib.Path, episodes: int = 3, video: bool = False,
              seed: int | None = None, outdir: str | pathlib.Path | None = None, *,
-             openloop: bool = True, fps: int = 20, quiet: bool = False) -> dict:
+             openloop: bool = True, fps: int = 20, quiet: bool = False,
+             sample: bool = False) -> dict:
   """Evaluate the agent of a run or checkpoint; returns what eval.json holds.
 
   source: a run folder (its newest readable checkpoint), LOGDIR/checkpoints (same)
@@ -145,6 +147,9 @@ def evaluate(source: str | pathlib.Path, episodes: int = 3, video: bool = False,
   openloop: also write the open-loop prediction report of the first 70 steps of
     each episode into outdir/reports/ (agents with `report` only).
   quiet: do not print the result table.
+  sample: act as in training (actions sampled from the policy; the planners' first
+    action from N(mu_1, std_1)) instead of the mode. The authors' code evaluated
+    BSRP-Lag this way; the CMDP constrains that stochastic policy's cost.
   Raises EvalError / CheckpointError with one-line messages.
   """
   from safedreamer.agents import make_agent
@@ -173,7 +178,8 @@ def evaluate(source: str | pathlib.Path, episodes: int = 3, video: bool = False,
     agent.load(state['agent'])
     recorder = _Recorder(envs, config, outdir / 'videos' if video else None, episodes,
                          OPENLOOP_STEPS if openloop else 0, fps)
-    results = run_episodes(envs, agent, episodes, config.env.action_repeat, mode='eval',
+    results = run_episodes(envs, agent, episodes, config.env.action_repeat,
+                           mode='train' if sample else 'eval',
                            seeds=[seed], on_step=recorder)
     reports = _openloop(agent, recorder.sequences, envs.obs_space, outdir / 'reports',
                         ckpt_step) if openloop else []
@@ -186,6 +192,7 @@ def evaluate(source: str | pathlib.Path, episodes: int = 3, video: bool = False,
       'task': config.task, 'method': config.method, 'logdir': str(logdir),
       'checkpoint': str(ckpt_path), 'checkpoint_step': int(ckpt_step), 'seed': seed,
       'episodes': episodes, 'action_repeat': config.env.action_repeat,
+      'policy': 'sampled' if sample else 'mode',
       **{k: summarize(e[k] for e in results) for k in METRICS},
       'cost_limit': config.cost_limit,
   }
