@@ -2,6 +2,8 @@
 import hashlib
 import json
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -122,8 +124,6 @@ def test_eval_writes_open_loop_report_for_agents_that_predict(run, tmp_path, mon
 
 
 def test_cli_sample_flag_is_recorded(run, tmp_path):
-  import subprocess
-  import sys
   for flags, policy in (([], 'mode'), (['--sample'], 'sampled')):
     out = subprocess.run([sys.executable, '-m', 'safedreamer', 'eval', '--logdir', str(run),
                           '--episodes', '1', '--seed', '3', '--out', str(tmp_path / policy),
