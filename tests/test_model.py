@@ -71,8 +71,9 @@ def test_codec_round_trip_shapes_vector_and_images():
   assert codec.encode(enc, codec.dummy_obs()).shape == (1, 6 * 6 * 32)
 
 
-def test_world_model_loss_decreases_on_fixed_batch():
-  cfg = load_config(['tiny'], {'model.lr': 1e-3})
+@pytest.mark.parametrize('cost_head', ['twohot', 'hurdle'])
+def test_world_model_loss_decreases_on_fixed_batch(cost_head):
+  cfg = load_config(['tiny'], {'model.lr': 1e-3, 'model.cost_head': cost_head})
   wm = WorldModel(cfg.model, OBS, act_dim=2)
   params = wm.init(jax.random.PRNGKey(0))
   B, T = 4, 16
@@ -96,11 +97,19 @@ def test_world_model_loss_decreases_on_fixed_batch():
     updates, state = opt.update(grads, state)
     return optax.apply_updates(params, updates), state, metrics
 
-  losses = []
+  losses, cost_losses = [], []
   for i in range(60):
     params, state, metrics = step(params, state, jax.random.PRNGKey(i))
     losses.append(float(metrics['wm/loss']))
+    cost_losses.append(float(metrics['wm/cost']))
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+  assert np.mean(cost_losses[-5:]) < 0.9 * np.mean(cost_losses[:5]), cost_losses
+  # the cost prediction is the head's mean: non-negative, one per step
+  feat = jnp.zeros((B, T, wm.feat_dim))
+  assert wm.cost(params, feat).shape == (B, T)
+  if cost_head == 'hurdle':
+    assert wm.cost_head.apply({'params': params['cost']}, feat).shape == (B, T, 2)
+    assert float(wm.cost(params, feat).min()) >= 0
   # the posterior / prior states of the loss have the batch layout
   _, (_, post) = wm.loss(params, batch, jax.random.PRNGKey(0))
   assert post['deter'].shape == (B, T, cfg.model.deter)

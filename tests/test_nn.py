@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from safedreamer.nn import dists
-from safedreamer.nn.functions import (symexp, symlog, twohot_bins, twohot_encode, twohot_mean,
-                                      twohot_nll)
+from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, symexp, symlog, twohot_bins,
+                                      twohot_encode, twohot_mean, twohot_nll)
 
 E = math.e
 
@@ -56,6 +56,63 @@ def test_twohot_mean_and_nll_by_hand():
   np.testing.assert_allclose(twohot_nll(jnp.log(jnp.array([1e-9, 1e-9, .75, .25, 1e-9])), target,
                                         BINS), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)),
                              rtol=1e-4)
+
+
+def test_hurdle_mean_and_nll_by_hand():
+  out = jnp.array([[0.0, math.log(4.0)],        # p 0.5, size 3
+                   [math.log(3.0), math.log(2.0)],  # p 0.75, size 1
+                   [5.0, -2.0]])                # a negative size counts as 0
+  np.testing.assert_allclose(hurdle_mean(out), [1.5, 0.75, 0.0], rtol=1e-6)
+  zeros = jnp.zeros(2)
+  # y = 0: only the Bernoulli term, -log(1 - 0.5)
+  np.testing.assert_allclose(hurdle_nll(zeros, 0.0), math.log(2), rtol=1e-6)
+  # y = 3, pos_weight 2: 2 * -log 0.5 + (0 - log 4)^2
+  np.testing.assert_allclose(hurdle_nll(zeros, 3.0, 2.0),
+                             2 * math.log(2) + math.log(4) ** 2, rtol=1e-6)
+  # the size output learns from costly steps only
+  grad = jax.grad(lambda o, y: hurdle_nll(o, y).sum())
+  assert float(grad(jnp.array([0.3, 0.7]), 0.0)[1]) == 0.0
+  np.testing.assert_allclose(grad(jnp.array([0.0, 0.0]), 3.0), [-0.5, -2 * math.log(4)],
+                             rtol=1e-6)
+
+
+def test_hurdle_head_is_calibrated_where_twohot_is_biased_low():
+  """Rare costs of 3 whose probability rises with one input: fitted on fresh samples,
+  the hurdle head's mean prediction on held-out inputs matches the expected cost;
+  two-hot's (symexp of a symlog-space mean) is about half of it."""
+  from safedreamer.nn.layers import Head  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+
+  def data(seed, n):
+    x = jax.random.normal(jax.random.PRNGKey(seed), (n, 8))
+    prob = jax.nn.sigmoid(3 * (x[:, 0] - 2.5))
+    return x, prob, jnp.where(jax.random.uniform(jax.random.PRNGKey(seed + 1), (n,)) < prob,
+                              3.0, 0.0)
+
+  bins = twohot_bins(255)
+  kinds = {'hurdle': (2, hurdle_nll, hurdle_mean),
+           'twohot': (255, lambda o, y: twohot_nll(o, y, bins), lambda o: twohot_mean(o, bins))}
+  x_test, prob_test, _ = data(10**6, 20000)
+  got = {}
+  for name, (outs, nll, mean) in kinds.items():
+    head = Head(2, 64, outs, zero_init=True)
+    params = head.init(jax.random.PRNGKey(0), x_test[:1])['params']
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, state, seed, head=head, nll=nll, opt=opt):
+      x, _, y = data(seed, 512)
+      grads = jax.grad(lambda p: nll(head.apply({'params': p}, x), y).mean())(params)
+      updates, state = opt.update(grads, state)
+      return optax.apply_updates(params, updates), state
+
+    state = opt.init(params)
+    for i in range(1000):
+      params, state = step(params, state, 2 * i)
+    got[name] = float(mean(head.apply({'params': params}, x_test)).mean())
+  expected = float(3 * prob_test.mean())
+  assert abs(got['hurdle'] / expected - 1) < 0.25, (got, expected)
+  assert got['twohot'] < 0.7 * expected, (got, expected)
 
 
 def test_unimix_by_hand():

@@ -59,7 +59,10 @@ class Model(Section):
   free_nats: float = 1.0
   dyn_scale: float = 0.5
   rep_scale: float = 0.1
-  cost_weight: float = 10.0          # cost NLL multiplier on steps with cost >= 1
+  # 'twohot': like the reward head (the authors'); 'hurdle': P(cost > 0) x size, for
+  # rare costs (nn/functions.py)
+  cost_head: Literal['twohot', 'hurdle'] = 'twohot'
+  cost_weight: float = 10.0          # cost loss multiplier on costly steps (see world_model)
   # The world model learns reward * reward_scale, so imagined returns, the critics and
   # the planner's J_R are in these units; EpRet is always the environment's.
   reward_scale: float = Field(1.0, gt=0)

@@ -3,12 +3,15 @@
 Loss per step (averaged over the [B, T] batch):
   decoder NLL (symlog MSE / image MSE)
   + reward two-hot NLL
-  + cost two-hot NLL, multiplied by `cost_weight` on steps with cost >= 1
+  + cost loss: two-hot NLL, times `cost_weight` on steps with cost >= 1
+    (`cost_head='twohot'`), or the hurdle loss (P(cost > 0) Bernoulli NLL, times
+    `cost_weight` where cost > 0, + symlog size error there; `cost_head='hurdle'`)
   + continue Bernoulli NLL (target 1 - is_terminal)
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
-Heads read the model state feature [h, z]. Reward and cost heads regress
+Heads read the model state feature [h, z]. Reward and (two-hot) cost heads regress
 symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
-start at zero, so the first predictions are exactly 0.
+start at zero, so the first predictions are exactly 0 (a hurdle head's too: its
+size output starts at symlog 0).
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import jax.numpy as jnp
 from safedreamer.model.codec import Codec
 from safedreamer.model.rssm import RSSM
 from safedreamer.nn import dists
-from safedreamer.nn.functions import twohot_bins, twohot_mean, twohot_nll
+from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, twohot_bins, twohot_mean,
+                                      twohot_nll)
 from safedreamer.nn.layers import Head
 
 sg = jax.lax.stop_gradient
@@ -32,7 +36,9 @@ class WorldModel:
     self.codec = Codec(obs_space, cfg.mlp_layers, cfg.mlp_units, cfg.cnn_depth)
     self.rssm = RSSM(cfg.deter, cfg.units, cfg.stoch, cfg.classes, cfg.unimix, act_dim)
     self.reward_head = Head(cfg.head_layers, cfg.units, cfg.bins, zero_init=True)
-    self.cost_head = Head(cfg.head_layers, cfg.units, cfg.bins, zero_init=True)
+    self.hurdle = cfg.cost_head == 'hurdle'
+    self.cost_head = Head(cfg.head_layers, cfg.units, 2 if self.hurdle else cfg.bins,
+                          zero_init=True)
     self.cont_head = Head(cfg.head_layers, cfg.units, 1)
     self.bins = twohot_bins(cfg.bins)
     self.feat_dim = cfg.deter + cfg.stoch * cfg.classes
@@ -57,7 +63,10 @@ class WorldModel:
     return twohot_mean(self.reward_head.apply({'params': params['reward']}, feat), self.bins)
 
   def cost(self, params, feat):
-    return twohot_mean(self.cost_head.apply({'params': params['cost']}, feat), self.bins)
+    return self._cost_mean(self.cost_head.apply({'params': params['cost']}, feat))
+
+  def _cost_mean(self, out):
+    return hurdle_mean(out) if self.hurdle else twohot_mean(out, self.bins)
 
   def cont_logit(self, params, feat):
     return self.cont_head.apply({'params': params['cont']}, feat)[..., 0]
@@ -82,8 +91,11 @@ class WorldModel:
     rew_logits = self.reward_head.apply({'params': params['reward']}, feat)
     cost_logits = self.cost_head.apply({'params': params['cost']}, feat)
     rew = twohot_nll(rew_logits, batch['reward'], self.bins)
-    cost_w = jnp.where(batch['cost'] >= 1.0, cfg.cost_weight, 1.0)
-    cost = twohot_nll(cost_logits, batch['cost'], self.bins) * cost_w
+    if self.hurdle:
+      cost = hurdle_nll(cost_logits, batch['cost'], cfg.cost_weight)
+    else:
+      cost_w = jnp.where(batch['cost'] >= 1.0, cfg.cost_weight, 1.0)
+      cost = twohot_nll(cost_logits, batch['cost'], self.bins) * cost_w
     cont_target = 1.0 - batch['is_terminal'].astype(jnp.float32)
     cont = dists.bernoulli_nll(self.cont_logit(params, feat), cont_target)
 
@@ -95,7 +107,7 @@ class WorldModel:
         'wm/post_ent': dists.cat_entropy(post).mean(),
         'wm/prior_ent': dists.cat_entropy(prior).mean(),
         'wm/reward_pred': twohot_mean(rew_logits, self.bins).mean(),
-        'wm/cost_pred': twohot_mean(cost_logits, self.bins).mean(),
+        'wm/cost_pred': self._cost_mean(cost_logits).mean(),
     }
     metrics.update({f'wm/dec_{k}': v for k, v in dec_parts.items()})
     return total.mean(), (metrics, sg(states))
