@@ -4,11 +4,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from safedreamer.nn import dists
 from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, symexp, symlog, twohot_bins,
                                       twohot_encode, twohot_mean, twohot_nll)
+from safedreamer.nn.layers import Head
 
 E = math.e
 
@@ -80,9 +82,6 @@ def test_hurdle_head_is_calibrated_where_twohot_is_biased_low():
   """Rare costs of 3 whose probability rises with one input: fitted on fresh samples,
   the hurdle head's mean prediction on held-out inputs matches the expected cost;
   two-hot's (symexp of a symlog-space mean) is about half of it."""
-  from safedreamer.nn.layers import Head  # pylint: disable=import-outside-toplevel
-  import optax  # pylint: disable=import-outside-toplevel
-
   def data(seed, n):
     x = jax.random.normal(jax.random.PRNGKey(seed), (n, 8))
     prob = jax.nn.sigmoid(3 * (x[:, 0] - 2.5))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from safedreamer.nn import dists
+
 
 def symlog(x):
   """sign(x) * log(1 + |x|)."""
@@ -73,7 +75,6 @@ def hurdle_nll(out, target, pos_weight=1.0):
   y > 0 (times `pos_weight` where y > 0) plus, where y > 0 only, the squared error of
   the size output against symlog(y)."""
   pos = target > 0
-  bce = -jnp.where(pos, pos_weight * jax.nn.log_sigmoid(out[..., 0]),
-                   jax.nn.log_sigmoid(-out[..., 0]))
+  bce = dists.bernoulli_nll(out[..., 0], pos) * jnp.where(pos, pos_weight, 1.0)
   size = jnp.where(pos, (out[..., 1] - jax.lax.stop_gradient(symlog(target))) ** 2, 0.0)
   return bce + size
