@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from safedreamer.agents.base import Agent  # noqa: E402
 from safedreamer.agents.dreamer_core import METHODS, get_core  # noqa: E402,F401
+from safedreamer.behavior import obs_cost  # noqa: E402
 from safedreamer.behavior import pid as pid_fns  # noqa: E402
 from safedreamer.behavior.plan_model import PlanModel  # noqa: E402
 from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
@@ -35,6 +36,10 @@ from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
 class DreamerAgent(Agent):
 
   def __init__(self, config, obs_space: dict, act_dim: int):
+    self.imagines_obs_cost = (config.behavior.cost_source == 'obs'
+                              and config.method != 'dreamerv3')  # dreamerv3: no cost critic
+    if self.imagines_obs_cost:
+      obs_cost.require_coords(config.env.obs, 'behavior.cost_source')
     self.config, self.act_dim = config, act_dim
     self.core = get_core(config, obs_space, act_dim)
     self.wm, self.behavior = self.core.wm, self.core.behavior
@@ -61,6 +66,11 @@ class DreamerAgent(Agent):
   def trace_counts(self) -> dict[str, int]:
     """How often the update and the policy step were traced (compiled)."""
     return self.core.trace_counts
+
+  def attach(self, envs) -> None:
+    """behavior.cost_source 'obs': reads the coordinate layout of the environments."""
+    if self.imagines_obs_cost:
+      self.core.use_coords(obs_cost.coords_spec(envs, self.config.task))
 
   # --- training ------------------------------------------------------------------------
   def _prepare_batch(self, batch):

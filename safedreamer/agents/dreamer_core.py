@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from safedreamer.behavior import lagrangian as lag_fns
+from safedreamer.behavior import obs_cost
 from safedreamer.behavior import returns as ret_fns
 from safedreamer.behavior.actor_critic import Behavior
 from safedreamer.behavior.plan_model import PlanModel
@@ -61,12 +62,25 @@ class DreamerCore:
     self.opts = {'wm': _adam(m.lr, m.eps, m.clip), 'actor': _adam(b.actor_lr, b.eps, b.clip)}
     self.opts.update({c: _adam(b.critic_lr, b.eps, b.clip) for c in self.behavior.critics})
     self.trace_counts = {'update': 0, 'policy': 0}
+    self.cost_spec = None   # obs_cost.CoordsSpec of behavior.cost_source 'obs'
     options = compiler_options()
     jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)
+    self._jit = jit
     self.init_state = jit(self._init_state)
     self.update = jit(self._update, donate_argnums=0)
     self.policy = jit(self._policy)
     self.initial = jit(self.wm.rssm.initial, static_argnums=1)
+
+  def use_coords(self, spec) -> None:
+    """behavior.cost_source 'obs': imagined costs from the decoded coordinates of
+    this layout (a new layout compiles a new update; the same one changes nothing)."""
+    if self.cost_spec is not None and spec.key() == self.cost_spec.key():
+      return
+    b = self.config.behavior
+    self.behavior.cost_fn = obs_cost.feat_cost(self.wm, spec, b.cost_softness,
+                                               scale=self.config.env.action_repeat)
+    self.cost_spec = spec
+    self.update = self._jit(self._update, donate_argnums=0)
 
   # --- state ---------------------------------------------------------------------------
   def _init_state(self, key):

@@ -50,9 +50,8 @@ class PlannerAgent(DreamerAgent):
   def __init__(self, config, obs_space: dict, act_dim: int):
     if config.method not in ('osrp', 'osrp_lag'):
       raise ValueError(f"PlannerAgent runs 'osrp' and 'osrp_lag', not {config.method!r}")
-    if config.planner.cost_source == 'obs' and config.env.obs != 'coords':
-      raise ValueError("planner.cost_source 'obs' reads the decoded coordinate observation: "
-                       f"set env.obs to 'coords' (it is {config.env.obs!r})")
+    if config.planner.cost_source == 'obs':
+      obs_cost.require_coords(config.env.obs, 'planner.cost_source')
     super().__init__(config, obs_space, act_dim)
     self.cfg = ccem.CCEMConfig.from_config(config)
     self.pid = pid_fns.pid_init(config.pid) if self.cfg.lagrangian else None
@@ -65,7 +64,9 @@ class PlannerAgent(DreamerAgent):
   # --- environments ----------------------------------------------------------------------
   def attach(self, envs) -> None:
     """Reads the episode length (agent steps) and, for cost_source 'obs', the
-    coordinate layout of the environments."""
+    coordinate layout of the environments (as DreamerAgent does for
+    behavior.cost_source 'obs')."""
+    super().attach(envs)
     self.episode_length = int(envs.episode_length)
     if self.config.planner.cost_source == 'obs':
       spec = obs_cost.coords_spec(envs, self.config.task)

@@ -3,7 +3,8 @@
 From every posterior state of the batch (N = B*T starts) the actor imagines H
 steps through the prior with gradients through the dynamics (continuous actions).
 On the trajectory s_0..s_H:
-  rewards r_1..r_H, costs k_1..k_H      reward / cost head means
+  rewards r_1..r_H, costs k_1..k_H      reward / cost head means (or the cost of
+                                        the decoded observation: `cost_fn`)
   continuation c_0 = 1 - is_terminal, c_1..c_H = continue-head mode
   weights w_t = prod_{i<=t} gamma c_i / gamma          (sg)
   R = lambda-returns of r with the reward critic V,  C_R likewise with the cost critic
@@ -43,6 +44,8 @@ class Behavior:
     self.actor_net = Head(cfg.layers, cfg.units, 2 * act_dim)
     self.critic_net = Head(cfg.layers, cfg.units, wm.cfg.bins, zero_init=True)
     self.critics = ['critic', 'cost_critic'] if cost_critic else ['critic']
+    # (wm_params, feat) -> cost of imagined states; None until set for cost_source 'obs'
+    self.cost_fn = wm.cost if cfg.cost_source == 'head' else None
 
   def init(self, key):
     feat = jnp.zeros((1, self.wm.feat_dim))
@@ -121,7 +124,10 @@ class Behavior:
     }
     g = jnp.zeros(())
     if self.use_cost_critic:
-      cost = wm.cost(wm_params, feat)[1:]
+      if self.cost_fn is None:
+        raise RuntimeError("behavior.cost_source 'obs': attach the agent to its "
+                           'environments before training (the coordinate layout)')
+      cost = self.cost_fn(wm_params, feat)[1:]
       cost_rets, cost_value, cost_loss = self._critic_terms(
           params, slow, 'cost_critic', feat, cost, cont[1:], weight)
       total = total + cost_loss

@@ -93,6 +93,13 @@ class Behavior(Section):
   retnorm_floor: float = Field(1.0, gt=0)
   min_std: float = 0.1
   max_std: float = 1.0
+  # Cost of imagined states for the cost critic (and so BSRP-Lag's actor): 'head' =
+  # the cost head; 'obs' = counted from the decoded ego-frame coordinates (SPEC 2.6;
+  # needs env.obs 'coords'; behavior/obs_cost.py) x env.action_repeat (one count per
+  # state, an agent step spans action_repeat simulator steps), with the gradient of a
+  # smooth count of width cost_softness metres (0: no gradient through the count).
+  cost_source: Literal['head', 'obs'] = 'head'
+  cost_softness: float = Field(0.05, ge=0)
 
 
 class PID(Section):

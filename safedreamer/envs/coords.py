@@ -182,16 +182,19 @@ def coords_params(task) -> dict:
 
 
 def _gap(xy, footprint, xp):
-  """Distance from points xy [..., N, 2] to the footprint [K, 5] -> [..., N]."""
+  """Distance from points xy [..., N, 2] to the footprint [K, 5] -> [..., N].
+  (The 1e-12 under the root keeps its gradient finite at zero.)"""
   d = xp.abs(xy[..., None, :] - footprint[:, :2]) - footprint[:, 2:4]
-  outside = xp.sqrt(xp.sum(xp.maximum(d, 0.0) ** 2, axis=-1))
+  outside = xp.sqrt(xp.sum(xp.maximum(d, 0.0) ** 2, axis=-1) + 1e-12)
   inside = xp.minimum(xp.max(d, axis=-1), 0.0)
   return xp.min(outside + inside - footprint[:, 4], axis=-1)
 
 
-def cost_by_type(obs, layout: dict[str, slice], sizes: dict[str, float] | None = None,
-                 footprint=None, xp=np) -> dict:
-  """{type: number of objects of that type touched (hazards: entered)} over obs[..., D]."""
+def margins(obs, layout: dict[str, slice], sizes: dict[str, float] | None = None,
+            footprint=None, xp=np) -> dict:
+  """{type: [..., n] how far each object of the type is inside its cost threshold}
+  (metres; >= 0: entered or touched, see the module docstring; the goal button of a
+  Button task is never inside)."""
   sizes = {**DEFAULT_SIZES, **(sizes or {})}
   footprint = xp.asarray(POINT_FOOTPRINT if footprint is None else footprint, obs.dtype)
   out = {}
@@ -201,22 +204,38 @@ def cost_by_type(obs, layout: dict[str, slice], sizes: dict[str, float] | None =
     part = obs[..., layout[name]]
     xy = xp.reshape(part, part.shape[:-1] + (part.shape[-1] // 2, 2))
     if name == 'hazards':
-      near = xp.sqrt(xp.sum(xy * xy, axis=-1)) <= sizes[name]
+      margin = sizes[name] - xp.sqrt(xp.sum(xy * xy, axis=-1) + 1e-12)
     else:
-      near = _gap(xy, footprint, xp) <= sizes[name] + CONTACT_MARGIN
+      margin = sizes[name] + CONTACT_MARGIN - _gap(xy, footprint, xp)
     if name == 'buttons':  # touching the goal button is the task, not a violation
       goal = obs[..., layout['goal']][..., None, :]
       is_goal = xp.sum((xy - goal) ** 2, axis=-1) < 1e-4
-      near = near & ~is_goal
-    out[name] = xp.sum(near.astype(obs.dtype), axis=-1)
+      margin = xp.where(is_goal, -1e3, margin)
+    out[name] = margin
+  return out
+
+
+def cost_by_type(obs, layout: dict[str, slice], sizes: dict[str, float] | None = None,
+                 footprint=None, xp=np, softness: float = 0.0) -> dict:
+  """{type: number of objects of that type touched (hazards: entered)} over obs[..., D].
+  softness > 0 (metres) counts each object smoothly instead, sigmoid(margin /
+  softness): 1/2 on the threshold, 0.12 at 2 x softness outside it."""
+  out = {}
+  for name, margin in margins(obs, layout, sizes, footprint, xp).items():
+    if softness > 0:
+      near = 0.5 * (1.0 + xp.tanh(margin / (2.0 * softness)))
+    else:
+      near = (margin >= 0).astype(obs.dtype)
+    out[name] = xp.sum(near, axis=-1)
   return out
 
 
 def cost_from_coords(obs, layout: dict[str, slice], sizes: dict[str, float] | None = None,
-                     footprint=None, xp=np):
+                     footprint=None, xp=np, softness: float = 0.0):
   """Estimated cost of coords vectors obs[..., D]: the number of constrained objects
-  entered or touched (see the module docstring for what is covered and how)."""
-  parts = cost_by_type(obs, layout, sizes, footprint, xp)
+  entered or touched (see the module docstring for what is covered and how; softness
+  as in `cost_by_type`)."""
+  parts = cost_by_type(obs, layout, sizes, footprint, xp, softness)
   total = xp.zeros(obs.shape[:-1], obs.dtype)
   for value in parts.values():
     total = total + value

@@ -1,4 +1,5 @@
-"""Cost from decoded observations (behavior/obs_cost.py, planner.cost_source='obs')."""
+"""Cost from decoded observations (behavior/obs_cost.py): planner.cost_source='obs'
+and behavior.cost_source='obs' (cost critic and BSRP-Lag's actor)."""
 import types
 
 import jax
@@ -6,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from safedreamer.agents.dreamer import DreamerAgent
 from safedreamer.agents.planner import PlannerAgent
 from safedreamer.behavior import obs_cost
 from safedreamer.config.load import load_config
@@ -127,3 +129,57 @@ def test_osrp_vector_trains_on_safety_gym(tmp_path):
   planned = [r for r in rows if 'plan/elite_cost' in r]
   assert planned and all(np.isfinite(r['plan/elite_cost']) for r in planned)
   assert all(r['plan/safe_frac'] == 0 for r in planned)   # cost limit 0: never "safe"
+
+
+def test_soft_count_by_hand():
+  layout = {'goal': slice(0, 2), 'hazards': slice(2, 6)}
+  obs = np.zeros((3, 6), np.float32)
+  obs[:, 2:6] = [[0.25, 0.0, 9, 9], [0.35, 0.0, 9, 9], [0.0, -0.15, 0.0, 0.25]]
+  soft = coords.cost_by_type(obs, layout, softness=0.05)['hazards']
+  # sigmoid(margin / 0.05): on the 0.25 threshold 1/2; 0.1 outside sigmoid(-2) = 0.1192;
+  # 0.1 inside one hazard (0.8808) and on the threshold of the other (0.5)
+  np.testing.assert_allclose(soft, [0.5, 0.1192, 1.3808], atol=1e-4)
+  np.testing.assert_array_equal(coords.cost_by_type(obs, layout)['hazards'], [1, 0, 2])
+
+
+def test_feat_cost_counts_and_passes_the_smooth_gradient():
+  spec = obs_cost.coords_spec(NoCoordsEnvs(), 'toy/hazard')   # hazard radius 0.5
+  cost = obs_cost.feat_cost(fake_world_model(8), spec, softness=0.05, scale=4.0)
+  obs = np.zeros((2, 8), np.float32)
+  obs[:, 2:4] = [[0.6, 0.0], [0.3, -0.4]]    # 0.1 outside; on the boundary (0.5)
+  value = cost({'decoder': None}, jnp.asarray(obs))
+  np.testing.assert_allclose(value, [0.0, 4.0])   # scale x the hard count
+  grad = jax.grad(lambda f: cost({'decoder': None}, f).sum())(jnp.asarray(obs))
+  # d/dx 4 sigmoid((0.5 - |x|) / 0.05) = -4 sigmoid'(z) / 0.05 * x / |x|
+  s = 1 / (1 + np.exp(2.0))
+  np.testing.assert_allclose(grad[0, 2:4], [-4 * s * (1 - s) / 0.05, 0.0], rtol=1e-4)
+  np.testing.assert_allclose(grad[1, 2:4], -4 * 0.25 / 0.05 * np.array([0.6, -0.8]),
+                             rtol=1e-4)
+  assert np.all(grad[:, [0, 1, 4, 5, 6, 7]] == 0)   # only the hazard offset matters
+  hard = obs_cost.feat_cost(fake_world_model(8), spec, softness=0.0)
+  assert np.all(jax.grad(lambda f: hard({'decoder': None}, f).sum())(jnp.asarray(obs)) == 0)
+
+
+def test_bsrp_lag_imagines_the_decoded_cost():
+  from test_agent import make_batch
+  config = load_config(['bsrp_lag', 'tiny', 'toy'], {'env.obs': 'coords',
+                                                    'behavior.cost_source': 'obs'})
+  agent = DreamerAgent(config, ToyHazard.obs_space, 2)
+  batch = make_batch(config, ToyHazard.obs_space)
+  with pytest.raises(RuntimeError, match='attach'):
+    agent.train(batch)
+  agent.attach(NoCoordsEnvs())
+  traces = agent.trace_counts['update']
+  metrics = agent.train(batch)
+  assert np.isfinite(metrics['actor/loss']) and 'lag/cost_estimate' in metrics
+  agent.attach(NoCoordsEnvs())       # the same layout: the compiled update is kept
+  agent.train(batch)
+  assert agent.trace_counts['update'] == traces + 1
+  feat = agent.wm.rssm.feat(agent.init_policy_state(4)['latent'])
+  decoded = agent.wm.codec.decode(agent.params['wm']['decoder'], feat)['vector']
+  vec = np.sign(decoded) * np.expm1(np.abs(decoded))
+  want = config.env.action_repeat * (np.hypot(vec[:, 2], vec[:, 3]) <= 0.5)
+  np.testing.assert_allclose(agent.behavior.cost_fn(agent.params['wm'], feat), want)
+  with pytest.raises(ValueError, match='coords'):
+    DreamerAgent(config.model_copy(update={'env': config.env.model_copy(
+        update={'obs': 'lidar'})}), ToyHazard.obs_space, 2)
