@@ -12,6 +12,10 @@ a prediction of 0.5. A head that ranks hazard steps well (AUC near 1) can still 
 useless to the actor if its predictions on them are a small fraction of the truth
 while the many safe steps carry a background of predicted cost.
 
+With `env.obs coords` (a coordinate layout) it prints the same table for the cost
+counted from the decoded coordinates (x action_repeat, what `cost_source obs`
+imagines) and, as its ceiling, for the count on the true observations.
+
 Nothing under LOGDIR is written: replay chunk files are read directly.
 """
 from __future__ import annotations
@@ -128,14 +132,37 @@ def main() -> None:
   print(f'{args.logdir}: checkpoint {step} (agent step {meta["counters"]["agent_steps"]}), '
         f'{len(true)} windows from the newest {len(data["cost"])} agent steps, '
         f'{(data["cost"] > 0).mean():.2%} of them with cost > 0')
-  print(f'{"part":<12}{"n>0":>6}{"n=0":>7}{"true|>0":>9}{"pred|>0":>9}{"pred|=0":>9}'
-        f'{"AUC":>7}{"prec":>7}{"recall":>7}')
-  for r in rows:
-    print(f'{r["part"]:<12}{r["n_pos"]:>6}{r["n_neg"]:>7}{r["true_pos"]:>9.3f}{r["pred_pos"]:>9.3f}'
-          f'{r["pred_neg"]:>9.4f}{r["auc"]:>7.3f}{r["precision"]:>7.3f}{r["recall"]:>7.3f}')
+  tables = {'cost head': rows}
+  if config.env.obs == 'coords':
+    count = coords_counter(config)
+    tables['decoded coords'] = cost_table(true, count(out['prediction']['vector']), out['context'])
+    tables['true coords'] = cost_table(true, count(out['truth']['vector']), out['context'])
+  for name, table in tables.items():
+    print(f'{name:<12}{"n>0":>6}{"n=0":>7}{"true|>0":>9}{"pred|>0":>9}{"pred|=0":>9}'
+          f'{"AUC":>7}{"prec":>7}{"recall":>7}')
+    for r in table:
+      print(f'{r["part"]:<12}{r["n_pos"]:>6}{r["n_neg"]:>7}{r["true_pos"]:>9.3f}'
+            f'{r["pred_pos"]:>9.3f}{r["pred_neg"]:>9.4f}{r["auc"]:>7.3f}{r["precision"]:>7.3f}'
+            f'{r["recall"]:>7.3f}')
   if args.json:
-    args.json.write_text(json.dumps({'logdir': str(args.logdir), 'step': step, 'rows': rows},
-                                    indent=1), encoding='utf-8')
+    args.json.write_text(json.dumps({'logdir': str(args.logdir), 'step': step, 'rows': rows,
+                                     'tables': tables}, indent=1), encoding='utf-8')
+
+
+def coords_counter(config):
+  """vectors [..., D] -> cost counted from coordinates x action_repeat, with the
+  layout of the run's task (asked from one environment)."""
+  from safedreamer.behavior import obs_cost
+  from safedreamer.envs import coords
+  from safedreamer.envs.registry import make_env_batch
+  envs = make_env_batch(config.task, config, num_envs=1, parallel=False)
+  try:
+    spec = obs_cost.coords_spec(envs, config.task)
+  finally:
+    envs.close()
+  repeat = config.env.action_repeat
+  return lambda vec: repeat * coords.cost_from_coords(
+      np.asarray(vec, np.float32), spec.layout, spec.sizes, spec.footprint)
 
 
 if __name__ == '__main__':

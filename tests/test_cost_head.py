@@ -118,3 +118,12 @@ def test_script_refuses_a_run_without_a_world_model(tmp_path):
   assert proc.returncode != 0
   assert proc.stderr.strip() == 'cost_head: method random has no world model'
   assert sorted(p.name for p in tmp_path.iterdir()) == ['config.yaml']
+
+
+def test_coords_counter_counts_hazards_times_action_repeat():
+  from safedreamer.config.load import load_config
+  config = load_config(['bsrp_lag', 'tiny', 'toy'], {'env.obs': 'coords', 'env.action_repeat': 2})
+  count = cost_head.coords_counter(config)
+  vec = np.zeros((3, 8), np.float32)
+  vec[:, 2:4] = [[0.3, 0.2], [0.6, 0.0], [0.0, -0.45]]   # toy hazard radius 0.5
+  np.testing.assert_array_equal(count(vec), [2, 0, 2])
