@@ -146,15 +146,18 @@ def test_feat_cost_counts_and_passes_the_smooth_gradient():
   spec = obs_cost.coords_spec(NoCoordsEnvs(), 'toy/hazard')   # hazard radius 0.5
   cost = obs_cost.feat_cost(fake_world_model(8), spec, softness=0.05, scale=4.0)
   obs = np.zeros((2, 8), np.float32)
-  obs[:, 2:4] = [[0.6, 0.0], [0.3, -0.4]]    # 0.1 outside; on the boundary (0.5)
+  obs[:, 2:4] = [[0.6, 0.0], [0.3, -0.35]]   # 0.1 outside; 0.039 inside (|x| = 0.4610)
   value = cost({'decoder': None}, jnp.asarray(obs))
   np.testing.assert_allclose(value, [0.0, 4.0])   # scale x the hard count
   grad = jax.grad(lambda f: cost({'decoder': None}, f).sum())(jnp.asarray(obs))
-  # d/dx 4 sigmoid((0.5 - |x|) / 0.05) = -4 sigmoid'(z) / 0.05 * x / |x|
-  s = 1 / (1 + np.exp(2.0))
-  np.testing.assert_allclose(grad[0, 2:4], [-4 * s * (1 - s) / 0.05, 0.0], rtol=1e-4)
-  np.testing.assert_allclose(grad[1, 2:4], -4 * 0.25 / 0.05 * np.array([0.6, -0.8]),
-                             rtol=1e-4)
+  # d/dx 4 sigmoid(z), z = (0.5 - |x|) / 0.05:  -4 sigmoid'(z) / 0.05 * x / |x|
+  for row, z_want in ((0, -2.0), (1, 0.7805)):
+    x = obs[row, 2:4].astype(np.float64)
+    z = (0.5 - np.hypot(*x)) / 0.05
+    assert z == pytest.approx(z_want, abs=1e-3)
+    s = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(grad[row, 2:4], -4 * s * (1 - s) / 0.05 * x / np.hypot(*x),
+                               rtol=1e-4, atol=1e-6)
   assert np.all(grad[:, [0, 1, 4, 5, 6, 7]] == 0)   # only the hazard offset matters
   hard = obs_cost.feat_cost(fake_world_model(8), spec, softness=0.0)
   assert np.all(jax.grad(lambda f: hard({'decoder': None}, f).sum())(jnp.asarray(obs)) == 0)
