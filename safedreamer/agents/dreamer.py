@@ -36,13 +36,14 @@ from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
 class DreamerAgent(Agent):
 
   def __init__(self, config, obs_space: dict, act_dim: int):
-    self.imagines_obs_cost = (config.behavior.cost_source == 'obs'
-                              and config.method != 'dreamerv3')  # dreamerv3: no cost critic
-    if self.imagines_obs_cost:
-      obs_cost.require_coords(config.env.obs, 'behavior.cost_source')
     self.config, self.act_dim = config, act_dim
     self.core = get_core(config, obs_space, act_dim)
     self.wm, self.behavior = self.core.wm, self.core.behavior
+    # the imagined cost feeds the cost critic (none in dreamerv3)
+    self.imagines_obs_cost = (config.behavior.cost_source == 'obs'
+                              and self.behavior.use_cost_critic)
+    if self.imagines_obs_cost:
+      obs_cost.require_coords(config.env.obs, 'behavior.cost_source')
     self.obs_keys = self.wm.codec.keys
     key, self.policy_key = jax.random.split(jax.random.PRNGKey(config.seed))
     self.state = self.core.init_state(key)
