@@ -115,12 +115,12 @@ def test_vision_matrix(backend, robot, task):  # pylint: disable=redefined-outer
   from safedreamer.envs import make_env
   config = Config()
   config.env.obs = 'vision'
-  config.env.image_size = 48
+  config.env.image_size = 32
   env = make_env(f'safetygym/Safety{robot}{task}-v0', config)
   step = env.reset()
   for _ in range(5):
     step = env.step(np.random.uniform(-1, 1, env.act_dim))
   for key in ('image_front', 'image_rear'):
-    assert step[key].shape == (48, 48, 3) and step[key].dtype == np.uint8 and step[key].std() > 2
+    assert step[key].shape == (32, 32, 3) and step[key].dtype == np.uint8 and step[key].std() > 2
   assert not np.array_equal(step['image_front'], step['image_rear'])
   env.close()

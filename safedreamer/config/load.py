@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
-from safedreamer.config.schema import Config, all_keys
+from safedreamer.config.schema import Config, Inconsistent, all_keys, field_of
 
 PRESETS_FILE = pathlib.Path(__file__).with_name('presets.yaml')
 
@@ -67,12 +67,38 @@ def load_config(names: Iterable[str] = (), overrides: Mapping[str, Any] | None =
   try:
     return Config.model_validate(data)
   except ValidationError as e:
-    err = e.errors()[0]
-    key = '.'.join(str(p) for p in err['loc'])
-    if err['type'] == 'extra_forbidden':
-      raise ConfigError(f"unknown config key '{key}'; closest: {_closest(key)}") from None
-    raise ConfigError(
-        f"bad value for config key '{key}': {err['input']!r} ({err['msg']})") from None
+    raise ConfigError(_one_line(e)) from None
+
+
+_BOUND_TEXT = (('ge', '>='), ('gt', '>'), ('le', '<='), ('lt', '<'))
+
+
+def bounds_text(key: str) -> str:
+  """The allowed range of a numeric key, e.g. '>= 0, <= 1' ('' if it has none)."""
+  field = field_of(key)
+  parts = []
+  for item in field.metadata if field is not None else ():
+    for attr, sign in _BOUND_TEXT:
+      if getattr(item, attr, None) is not None:
+        parts.append(f'{sign} {getattr(item, attr)}')
+  return ', '.join(parts)
+
+
+def _one_line(error: ValidationError) -> str:
+  """The first error of a validation, as one line naming the key, value and what is
+  allowed."""
+  err = error.errors()[0]
+  key = '.'.join(str(p) for p in err['loc'])
+  if err['type'] == 'extra_forbidden':
+    return f"unknown config key '{key}'; closest: {_closest(key)}"
+  cause = (err.get('ctx') or {}).get('error')
+  if isinstance(cause, Inconsistent):
+    full = f'{key}.{cause.key}' if key else cause.key
+    return f"bad value for config key '{full}': {cause.value!r} (allowed: {cause.allowed})"
+  allowed = bounds_text(key) if err['type'] in (
+      'greater_than', 'greater_than_equal', 'less_than', 'less_than_equal') else ''
+  detail = f'allowed: {allowed}' if allowed else err['msg']
+  return f"bad value for config key '{key}': {err['input']!r} ({detail})"
 
 
 def to_yaml(config: Config) -> str:
@@ -83,4 +109,4 @@ def from_yaml(text: str) -> Config:
   try:
     return Config.model_validate(yaml.safe_load(text))
   except ValidationError as e:
-    raise ConfigError(f'invalid config file: {e.errors()[0]["msg"]}') from None
+    raise ConfigError(f'invalid config file: {_one_line(e)}') from None

@@ -6,9 +6,29 @@ are partial nested dicts merged on top of these defaults; see config/load.py.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Every numeric key carries bounds (tests/test_config_bounds.py refuses one without):
+PosInt = Annotated[int, Field(ge=1)]             # sizes, counts
+NonNegInt = Annotated[int, Field(ge=0)]          # step counts, intervals (0: never)
+PosFloat = Annotated[float, Field(gt=0)]         # learning rates, epsilons, clips
+NonNegFloat = Annotated[float, Field(ge=0)]      # weights, ratios, limits
+Fraction = Annotated[float, Field(ge=0, le=1)]   # probabilities, rates, discounts
+Percentile = Annotated[float, Field(ge=0, le=100)]
+
+
+class Inconsistent(ValueError):
+  """A key whose value contradicts another key; `key` is relative to the section
+  that raised it (config/load.py prefixes the section's path)."""
+
+  def __init__(self, key: str, value, allowed: str):
+    super().__init__(f'{key}={value!r} (allowed: {allowed})')
+    self.key, self.value, self.allowed = key, value, allowed
+
+
+inconsistent = Inconsistent
 
 
 class Section(BaseModel):
@@ -16,83 +36,90 @@ class Section(BaseModel):
 
 
 class Run(Section):
-  steps: int = 250_000               # simulator steps to train in total
-  train_ratio: float = 512.0         # replayed steps per agent (policy) step
-  prefill: int = 5_000               # simulator steps of random actions before training
-  num_envs: int = 1                  # environments stepped per agent step
+  steps: PosInt = 250_000               # simulator steps to train in total
+  train_ratio: NonNegFloat = 512.0         # replayed steps per agent (policy) step
+  prefill: NonNegInt = 5_000               # simulator steps of random actions before training
+  num_envs: PosInt = 1                  # environments stepped per agent step
   parallel: bool = False             # step the environments in separate processes
-  log_every: int = 2_000             # simulator steps between scalar logs
-  ckpt_every: int = 10_000           # simulator steps between checkpoints
-  eval_every: int = 25_000           # simulator steps between evaluations (0: never)
-  eval_episodes: int = 3
-  report_every: int = 50_000         # simulator steps between open-loop reports (0: never)
-  keep_checkpoints: int = 2
+  log_every: PosInt = 2_000             # simulator steps between scalar logs
+  ckpt_every: PosInt = 10_000           # simulator steps between checkpoints
+  eval_every: NonNegInt = 25_000           # simulator steps between evaluations (0: never)
+  eval_episodes: PosInt = 3
+  report_every: NonNegInt = 50_000         # simulator steps between open-loop reports (0: never)
+  keep_checkpoints: PosInt = 2
   progress: bool = True              # progress bar on the terminal
 
 
 class Env(Section):
-  action_repeat: int = 4
+  action_repeat: PosInt = 4
   obs: Literal['lidar', 'coords', 'vision'] = 'lidar'
-  image_size: int = 64
-  episode_length: int = 1000         # simulator steps of a Safety-Gymnasium episode
-  max_restarts: int = 100            # give up after this many environment crashes
+  image_size: int = Field(64, ge=8, le=512)  # a power of two (the CNN halves it to 4x4)
+  episode_length: PosInt = 1000         # simulator steps of a Safety-Gymnasium episode
+  max_restarts: NonNegInt = 100            # give up after this many environment crashes
+
+
+  @model_validator(mode='after')
+  def _image_size(self):
+    if self.image_size & (self.image_size - 1):
+      raise inconsistent('image_size', self.image_size, 'a power of two from 8 to 512')
+    return self
 
 
 class Replay(Section):
-  capacity: int = 1_000_000          # steps kept (FIFO eviction of whole chunks)
-  chunk: int = 1024                  # steps per chunk file
-  batch_size: int = 16
-  batch_length: int = 64
+  capacity: PosInt = 1_000_000          # steps kept (FIFO eviction of whole chunks)
+  chunk: PosInt = 1024                  # steps per chunk file
+  batch_size: PosInt = 16
+  batch_length: PosInt = 64
 
 
 class Model(Section):
-  deter: int = 256
-  units: int = 256
-  stoch: int = 16                    # number of categorical latents
-  classes: int = 16                  # classes per latent
-  mlp_layers: int = 2                # encoder/decoder MLP depth
-  mlp_units: int = 256               # encoder/decoder MLP width
-  head_layers: int = 2               # reward/cost/continue head depth (width: units)
-  cnn_depth: int = 32
-  unimix: float = 0.01
-  bins: int = 255
-  free_nats: float = 1.0
-  dyn_scale: float = 0.5
-  rep_scale: float = 0.1
+  deter: PosInt = 256
+  units: PosInt = 256
+  stoch: PosInt = 16                    # number of categorical latents
+  classes: PosInt = 16                  # classes per latent
+  mlp_layers: PosInt = 2                # encoder/decoder MLP depth
+  mlp_units: PosInt = 256               # encoder/decoder MLP width
+  head_layers: PosInt = 2               # reward/cost/continue head depth (width: units)
+  cnn_depth: PosInt = 32
+  unimix: Fraction = 0.01
+  bins: int = Field(255, ge=2)
+  free_nats: NonNegFloat = 1.0
+  dyn_scale: NonNegFloat = 0.5
+  rep_scale: NonNegFloat = 0.1
   # 'twohot': like the reward head (the authors'); 'hurdle': P(cost > 0) x size, for
   # rare costs (nn/functions.py)
   cost_head: Literal['twohot', 'hurdle'] = 'twohot'
-  cost_weight: float = 10.0          # cost loss multiplier on costly steps (see world_model)
+  cost_weight: NonNegFloat = 10.0          # cost loss multiplier on costly steps (see world_model)
   # The world model learns reward * reward_scale, so imagined returns, the critics and
   # the planner's J_R are in these units; EpRet is always the environment's.
   reward_scale: float = Field(1.0, gt=0)
-  lr: float = 1e-4
-  eps: float = 1e-8
-  clip: float = 1000.0
+  lr: PosFloat = 1e-4
+  eps: PosFloat = 1e-8
+  clip: PosFloat = 1000.0
 
 
 class Behavior(Section):
-  horizon: int = 15
-  gamma: float = 0.997
-  lam: float = 0.95
-  layers: int = 2                    # actor and critic MLP depth
-  units: int = 256
-  actor_lr: float = 3e-5
-  critic_lr: float = 3e-5
-  eps: float = 1e-5
-  clip: float = 100.0
-  entropy: float = 3e-4
-  slow_mix: float = 0.02             # EMA rate of the slow critics
-  slow_reg: float = 1.0              # weight of the slow-critic regression target
-  retnorm_decay: float = 0.99
-  retnorm_low: float = 5.0           # percentile
-  retnorm_high: float = 95.0
+  horizon: PosInt = 15
+  gamma: Fraction = 0.997
+  lam: Fraction = 0.95
+  layers: PosInt = 2                    # actor and critic MLP depth
+  units: PosInt = 256
+  actor_lr: PosFloat = 3e-5
+  critic_lr: PosFloat = 3e-5
+  eps: PosFloat = 1e-5
+  clip: PosFloat = 100.0
+  entropy: NonNegFloat = 3e-4
+  slow_mix: Fraction = 0.02             # EMA rate of the slow critics
+  slow_reg: NonNegFloat = 1.0              # weight of the slow-critic regression target
+  retnorm_decay: Fraction = 0.99
+  retnorm_low: Percentile = 5.0           # percentile
+  retnorm_high: Percentile = 95.0
   # S = max(floor, P95 - P5). DreamerV3 uses 1; tasks whose returns span much less
   # than 1 (Safety-Gymnasium's distance rewards) leave the actor a weak reward signal
   # next to the entropy bonus and the Lagrangian term unless the floor is lower.
   retnorm_floor: float = Field(1.0, gt=0)
-  min_std: float = 0.1
-  max_std: float = 1.0
+  min_std: PosFloat = 0.1
+  max_std: PosFloat = 1.0
   # Cost of imagined states for the cost critic (and so BSRP-Lag's actor): 'head' =
   # the cost head; 'obs' = counted from the decoded ego-frame coordinates (SPEC 2.6;
   # needs env.obs 'coords'; behavior/obs_cost.py) x env.action_repeat (one count per
@@ -100,6 +127,16 @@ class Behavior(Section):
   # smooth count of width cost_softness metres (0: no gradient through the count).
   cost_source: Literal['head', 'obs'] = 'head'
   cost_softness: float = Field(0.05, ge=0)
+
+  @model_validator(mode='after')
+  def _ordered(self):
+    if self.min_std > self.max_std:
+      raise inconsistent('min_std', self.min_std,
+                         f'at most max_std = {self.max_std}')
+    if self.retnorm_low >= self.retnorm_high:
+      raise inconsistent('retnorm_low', self.retnorm_low,
+                         f'below retnorm_high = {self.retnorm_high}')
+    return self
 
 
 class PID(Section):
@@ -115,6 +152,12 @@ class PID(Section):
   p_ema: float = Field(0.95, ge=0, lt=1)     # decay of the EMA of Jbar - cost_limit (P)
   d_delay: int = Field(10, ge=1)           # D = max(0, Jbar - Jbar d_delay updates ago)
   warmup_episodes: int = Field(0, ge=0)    # lam stays lam_init, I i_init, for this many
+
+  @model_validator(mode='after')
+  def _lam_range(self):
+    if self.lam_init > self.lam_max:
+      raise inconsistent('lam_init', self.lam_init, f'at most lam_max = {self.lam_max}')
+    return self
 
 
 class LagrangianPID(PID):
@@ -139,12 +182,19 @@ class Lagrangian(Section):
   scale of its advantages), so lam is the return one unit of cost is worth
   (behavior/actor_critic.py)."""
   multiplier: Literal['augmented', 'pid'] = 'augmented'
-  multiplier_init: float = 1e-6
-  penalty_init: float = 5e-9
-  penalty_power: float = 1e-5        # mu <- min(penalty_max, mu * (1 + penalty_power))
-  penalty_max: float = 1.0
+  multiplier_init: NonNegFloat = 1e-6
+  penalty_init: PosFloat = 5e-9
+  penalty_power: NonNegFloat = 1e-5        # mu <- min(penalty_max, mu * (1 + penalty_power))
+  penalty_max: PosFloat = 1.0
   pessimistic: bool = True           # sum cost returns over the horizon (else mean)
   pid: LagrangianPID = LagrangianPID()  # the controller for multiplier 'pid'
+
+  @model_validator(mode='after')
+  def _penalty_range(self):
+    if self.penalty_init > self.penalty_max:
+      raise inconsistent('penalty_init', self.penalty_init,
+                         f'at most penalty_max = {self.penalty_max}')
+    return self
 
 
 class Planner(Section):
@@ -156,7 +206,7 @@ class Planner(Section):
   iterations: int = Field(6, ge=1)         # J
   init_std: float = Field(1.0, gt=0)
   momentum: float = Field(0.1, ge=0, lt=1)   # weight of the previous mean in the refit
-  mixture: float = Field(0.05, ge=0)       # actor sequences: round(mixture * samples)
+  mixture: float = Field(0.05, ge=0, le=1)      # actor sequences: round(mixture * samples)
   sample_train: bool = True          # sample the first action while training
   sample_eval: bool = False
   # Per-step cost of imagined states (OSRP, OSRP-Lag): 'head' = the world model's cost
@@ -168,8 +218,8 @@ class Planner(Section):
   def _enough_candidates(self):
     total = self.samples + int(round(self.mixture * self.samples))
     if self.elites > total:
-      raise ValueError(f'planner.elites ({self.elites}) exceeds the {total} sequences '
-                       'sampled per iteration')
+      raise inconsistent('elites', self.elites,
+                         f'at most the {total} sequences sampled per iteration')
     return self
 
 
@@ -177,13 +227,20 @@ class Jax(Section):
   platform: Literal['cpu', 'gpu', 'auto'] = 'cpu'
   precision: Literal['float32', 'bfloat16'] = 'float32'
   debug_nans: bool = False
+  # Data-parallel updates: each training batch is split across this many devices
+  # (parameters replicated; agents/sharding.py). On the CPU the CLI asks XLA for as
+  # many host devices. The batch size must be divisible by it.
+  devices: int = Field(1, ge=1, le=1024)
+  # Persistent compilation cache folder; '' = $SAFEDREAMER_JAX_CACHE, else
+  # $XDG_CACHE_HOME/safedreamer/jax (~/.cache/...); 'off' disables it (run/jax_setup.py).
+  compile_cache: str = ''
 
 
 class Config(Section):
-  seed: int = 0
+  seed: int = Field(0, ge=0, le=2**31 - 1)
   task: str = 'safetygym/SafetyPointGoal1-v0'
   method: Literal['random', 'dreamerv3', 'bsrp_lag', 'osrp', 'osrp_lag', 'mpc_sim'] = 'bsrp_lag'
-  cost_limit: float = 2.0
+  cost_limit: NonNegFloat = 2.0
   logdir: Optional[str] = None       # default: runs/<task>/<presets>/seed<seed>
   run: Run = Run()
   env: Env = Env()
@@ -194,6 +251,19 @@ class Config(Section):
   pid: PID = PID()
   planner: Planner = Planner()
   jax: Jax = Jax()
+
+  @model_validator(mode='after')
+  def _consistent(self):
+    """Invariants between sections that the code downstream assumes."""
+    if self.replay.batch_length > self.replay.capacity:
+      raise inconsistent('replay.batch_length', self.replay.batch_length,
+                         f'at most replay.capacity = {self.replay.capacity}')
+    if self.env.obs != 'coords':
+      if self.planner.cost_source == 'obs' and self.method in ('osrp', 'osrp_lag'):
+        raise inconsistent('planner.cost_source', 'obs', "'head' unless env.obs is 'coords'")
+      if self.behavior.cost_source == 'obs' and self.method in ('bsrp_lag', 'osrp_lag', 'osrp'):
+        raise inconsistent('behavior.cost_source', 'obs', "'head' unless env.obs is 'coords'")
+    return self
 
 
 def all_keys(model: type[BaseModel] = Config, prefix: str = '') -> list[str]:
@@ -206,3 +276,15 @@ def all_keys(model: type[BaseModel] = Config, prefix: str = '') -> list[str]:
     else:
       keys.append(prefix + name)
   return keys
+
+
+def field_of(key: str, model: type[BaseModel] = Config):
+  """The pydantic FieldInfo of a dotted key, or None if there is no such key."""
+  *parents, leaf = key.split('.')
+  for part in parents:
+    field = model.model_fields.get(part)
+    if field is None or not (isinstance(field.annotation, type)
+                             and issubclass(field.annotation, BaseModel)):
+      return None
+    model = field.annotation
+  return model.model_fields.get(leaf)
