@@ -61,7 +61,7 @@ POINT_FOOTPRINT = np.array([[0.0, 0.0, 0.0, 0.0, 0.1], [0.1, 0.0, 0.05, 0.05, 0.
 
 def _task(task):
   if isinstance(task, str):
-    from safedreamer.envs.safety_gym import make_quietly  # pylint: disable=import-outside-toplevel
+    from safedreamer.envs.safety_gym_compat import make_quietly  # pylint: disable=import-outside-toplevel
     task = make_quietly(task).unwrapped.task
   return task
 

@@ -23,12 +23,11 @@ after it (the world is rebuilt from the saved layout, which costs a compile).
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 
 from safedreamer.envs.base import CostEnv, Step, make_step
-from safedreamer.envs.safety_gym_compat import import_safety_gymnasium
+from safedreamer.envs.safety_gym_compat import import_safety_gymnasium, make_quietly
 from safedreamer.envs.wrappers import rescale_action
 
 OBS_MODES = ('lidar', 'coords', 'vision')
@@ -50,14 +49,6 @@ def make_safety_gym(task_id: str, obs: str = 'lidar', image_size: int = 64,
     raise ValueError(f"{task_id} only has its native vector observation: use --env.obs lidar "
                      f"(got '{obs}')")
   return SafetyVelocityEnv(gym_env, episode_length, seed)
-
-
-def make_quietly(task_id: str):
-  """`safety_gymnasium.make(task_id)` without the package's NumPy deprecation warnings."""
-  sg = import_safety_gymnasium()
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore', DeprecationWarning)
-    return sg.make(task_id)
 
 
 def task_ids() -> list[str]:

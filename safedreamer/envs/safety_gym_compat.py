@@ -13,9 +13,12 @@ each instance gets its own copy, which is what the package's authors meant. The
 original `dataclasses.dataclass` is restored afterwards, even if the import fails.
 Installed files are never edited.
 
-It also silences the import-time chatter of the package's optional dependencies
-(gymnasium-robotics prints a notice about Adroit environments to stderr); errors
-still propagate as exceptions.
+It also silences the import-time chatter of the package's optional dependencies,
+at its source: gymnasium and gymnasium-robotics print, on import, whatever the
+`farama_notifications` package lists for their installed version (gymnasium-robotics
+1.2.2: a notice about the Adroit environments' rewards, on stderr). Importing this
+module empties that list, so whichever path later imports gymnasium or its plugins
+(`gym.make` loads them lazily) prints nothing. Errors still propagate as exceptions.
 """
 from __future__ import annotations
 
@@ -28,6 +31,19 @@ import warnings
 from types import ModuleType
 
 import numpy as np
+
+
+def silence_notices() -> None:
+  """Empty `farama_notifications.notifications`, the table of version notices that
+  gymnasium and gymnasium-robotics print to stderr when imported."""
+  try:
+    from farama_notifications import notifications  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return
+  notifications.clear()
+
+
+silence_notices()
 
 
 def _array_defaults_to_factories(cls: type) -> type:
@@ -77,6 +93,14 @@ def import_safety_gymnasium() -> ModuleType:
       contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()):
     warnings.simplefilter('ignore')
     return importlib.import_module('safety_gymnasium')
+
+
+def make_quietly(task_id: str):
+  """`safety_gymnasium.make(task_id)` without the package's NumPy deprecation warnings."""
+  sg = import_safety_gymnasium()
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    return sg.make(task_id)
 
 
 def import_gymnasium() -> ModuleType:

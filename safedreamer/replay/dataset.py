@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 
-from safedreamer.replay.replay import NotEnoughData
+from safedreamer.replay.store import NotEnoughData
 
 
 class Dataset:

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from safedreamer.replay import chunkfile
+from safedreamer.replay.store import Chunk, Stream
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -77,7 +78,6 @@ def _check(path: str, sid: int, index: int, steps: int, spec) -> dict:
 
 def load(replay, position: dict) -> None:
   """Rebuild `replay` from its directory and `position` (see module docstring)."""
-  from safedreamer.replay.replay import _Chunk, _Stream
   if position.get('version') != VERSION:
     raise ValueError(f'replay position version {position.get("version")} is not {VERSION}')
   if position['chunk'] != replay.chunk:
@@ -112,13 +112,13 @@ def load(replay, position: dict) -> None:
         say('replay: dropping chunks %d..%d of stream %d: %s', first, index, sid, e)
         break
     good.reverse()
-    st = _Stream(good[0][0] * C if good else end // C * C)
+    st = Stream(good[0][0] * C if good else end // C * C)
     for index, steps, last, path, header in good:
       if steps < C:   # the partial newest chunk: all keys back in memory, room to grow
-        c = _Chunk(index, chunkfile.read_arrays(path, header, replay.spec, replay.spec, steps, C))
+        c = Chunk(index, chunkfile.read_arrays(path, header, replay.spec, replay.spec, steps, C))
       else:
         mem_keys = [k for k in replay.spec if k not in disk_keys]
-        c = _Chunk(index, chunkfile.read_arrays(path, header, replay.spec, mem_keys, steps, steps))
+        c = Chunk(index, chunkfile.read_arrays(path, header, replay.spec, mem_keys, steps, steps))
       c.length, c.last, c.path, c.saved = steps, last, path, steps
       c.offsets = {k: v['offset'] for k, v in header['keys'].items()}
       st.chunks.append(c)

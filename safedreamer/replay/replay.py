@@ -45,34 +45,11 @@ import threading
 
 import numpy as np
 
-from safedreamer.replay import chunkfile
+from safedreamer.replay import chunkfile, persist
+from safedreamer.replay.dataset import Dataset
+from safedreamer.replay.store import Chunk, NotEnoughData, Spec, Stream
 
-Spec = dict[str, tuple[tuple[int, ...], np.dtype]]
-
-
-class NotEnoughData(ValueError):
-  """`sample` was asked for windows longer than any stream holds."""
-
-
-class _Chunk:
-  """Up to `chunk` consecutive steps of one stream. `mem` holds every key while the
-  chunk is being filled (preallocated to the full chunk) and only the memory keys
-  once its file holds the rest; `saved` is the number of steps its file holds."""
-  __slots__ = ('index', 'length', 'last', 'mem', 'path', 'offsets', 'saved')
-
-  def __init__(self, index: int, mem: dict[str, np.ndarray]):
-    self.index, self.length, self.last, self.mem = index, 0, -1, mem
-    self.path, self.offsets, self.saved = None, {}, 0
-
-
-class _Stream:
-  __slots__ = ('start', 'end', 'chunks', 'need_first')
-
-  def __init__(self, start: int = 0):
-    self.start = self.end = start   # global step indices [start, end) are stored
-    self.chunks: list[_Chunk] = []  # ordered by index; the last may be partial
-    self.need_first = True          # the next added step must be is_first
-
+__all__ = ['NotEnoughData', 'Replay']
 
 class Replay:
   """Replay(directory, capacity=1e6, chunk=1024, seed=0, disk_bytes=4096).
@@ -100,7 +77,7 @@ class Replay:
     self.lock = threading.RLock()
     self.added = 0                 # steps ever added (global insertion counter)
     self.spec: Spec | None = None
-    self.streams: dict[int, _Stream] = {}
+    self.streams: dict[int, Stream] = {}
     self._unsynced: set[str] = set()   # written since the last save, not fsynced
     self._evicted: list[str] = []      # files of chunks evicted since the last save
     self._doomed: list[str] = []       # evicted before the last save: delete next save
@@ -126,14 +103,14 @@ class Replay:
       if st is None:
         if not isinstance(stream, (int, np.integer)) or stream < 0:
           raise ValueError(f'replay streams are ints >= 0, not {stream!r}')
-        st = self.streams[stream] = _Stream()
+        st = self.streams[stream] = Stream()
       if st.need_first and not step['is_first']:
         raise ValueError(f'replay stream {stream}: the first step added (after a start or a '
                          'load) must have is_first=True')
       st.need_first = False
       tail = st.chunks[-1] if st.chunks and st.chunks[-1].length < self.chunk else None
       if tail is None:
-        tail = _Chunk(st.end // self.chunk, {
+        tail = Chunk(st.end // self.chunk, {
             k: np.empty((self.chunk,) + shape, dtype) for k, (shape, dtype) in self.spec.items()})
         st.chunks.append(tail)
       i = tail.length
@@ -152,13 +129,13 @@ class Replay:
     return [k for k, (shape, dtype) in self.spec.items()
             if int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize >= self.disk_bytes]
 
-  def _write(self, stream: int, c: _Chunk, fsync: bool) -> None:
+  def _write(self, stream: int, c: Chunk, fsync: bool) -> None:
     path = os.path.join(self.directory, chunkfile.chunk_name(stream, c.index))
     header = chunkfile.write(path, stream, c.index, c.length, c.mem, fsync=fsync)
     c.path, c.saved = path, c.length
     c.offsets = {k: v['offset'] for k, v in header['keys'].items()}
 
-  def _seal(self, stream: int, c: _Chunk) -> None:
+  def _seal(self, stream: int, c: Chunk) -> None:
     """A chunk just filled: write its file, keep only the memory keys in RAM."""
     if self.directory is None:
       return
@@ -238,7 +215,6 @@ class Replay:
   def dataset(self, batch_size: int, length: int, prefetch: int = 2):
     """An iterator of batches sampled by a background thread into a queue of
     `prefetch` batches; waits for enough data. Close it (or the replay) to stop."""
-    from safedreamer.replay.dataset import Dataset
     ds = Dataset(self, batch_size, length, prefetch)
     self._datasets.append(ds)
     return ds
@@ -268,7 +244,6 @@ class Replay:
     """Make everything added so far durable; returns the JSON-able position."""
     if self.directory is None:
       raise RuntimeError('an in-memory replay (directory=None) cannot be saved')
-    from safedreamer.replay import persist
     with self.lock:
       position, to_sync, to_delete = persist.save(self)
     for path in to_sync:   # sealed chunk files are never rewritten: no lock needed
@@ -285,7 +260,6 @@ class Replay:
     """Restore the content and RNG state of a `save()` (see module docstring)."""
     if self.directory is None:
       raise RuntimeError('an in-memory replay (directory=None) cannot be loaded')
-    from safedreamer.replay import persist
     self.close()   # stop prefetching first: its thread may be waiting for the lock
     with self.lock:
       persist.load(self, position)
