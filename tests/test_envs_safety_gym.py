@@ -152,3 +152,18 @@ def test_set_state_replays_identically(task_id):
   env.set_state(state)
   assert same(first, rollout(env, actions))
   env.close()
+
+
+def test_quiet_start():
+  """No third-party notice on stderr (gymnasium-robotics' Adroit notice is printed on
+  import from farama_notifications, also when gym.make loads the plugin lazily)."""
+  import subprocess
+  import sys
+  code = ('import safedreamer.envs.safety_gym_compat as c; c.import_safety_gymnasium(); '
+          'import gymnasium, gymnasium_robotics; gymnasium.make("CartPole-v1")')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                       check=True, timeout=120)
+  assert out.stderr == '' and out.stdout == '', out.stderr
+  loud = subprocess.run([sys.executable, '-c', 'import gymnasium_robotics'],
+                        capture_output=True, text=True, check=True, timeout=120)
+  assert 'Adroit' in loud.stderr  # the notice this guards against still exists upstream
