@@ -4,6 +4,7 @@
   safedreamer eval (--logdir DIR | --checkpoint PATH) [--episodes N] [--video] [--seed S]
   safedreamer plot RUN_DIRS... [--out DIR]
   safedreamer table RUN_DIRS... [--out DIR] [--last K]
+  safedreamer tasks [PATTERN]
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pathlib
 import sys
 import textwrap
 
+from safedreamer import __version__
 from safedreamer.config.load import ConfigError, from_yaml, load_config, presets
 from safedreamer.config.schema import Config, all_keys
 
@@ -158,6 +160,59 @@ def cmd_table(args) -> int:
   return 0
 
 
+def cmd_tasks(args) -> int:
+  """Known task ids by suite, with their `--env.obs` modes where known. PATTERN: a glob
+  (`*?[`) or a case-insensitive substring of 'SUITE/ID'. Exit 1 if nothing matches."""
+  import fnmatch
+  from safedreamer.envs.registry import UnknownTaskError, catalogue
+  try:
+    suites = catalogue()
+  except UnknownTaskError as e:   # a module in $SAFEDREAMER_ENV_MODULES that cannot be imported
+    raise UsageError(str(e)) from None
+  pattern = args.pattern
+  def match(name):
+    if pattern is None:
+      return True
+    if any(c in pattern for c in '*?['):
+      return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    return pattern.lower() in name.lower()
+  shown = 0
+  for entry in suites:
+    tasks = [(n, m) for n, m in entry['tasks'] if match(n)]
+    if not tasks:
+      continue
+    note = ''
+    if entry['suite'] == 'gym':
+      note = ', any Gymnasium id whose steps report info["cost"]'
+      if pattern is None:  # Gymnasium's registry holds hundreds of ids, most cost-free
+        print(f"gym (built-in, {len(tasks)} Gymnasium ids{note}; `safedreamer tasks gym/` "
+              'lists them)\n')
+        continue
+    elif entry['kind'] == 'registered':
+      note = ', any id'
+    print(f"{entry['suite']} ({entry['kind']}, {len(tasks)} "
+          f"{'id' if len(tasks) == 1 else 'ids'}{note})")
+    width = max(len(n) for n, _ in tasks)
+    for name, modes in tasks:
+      print(f"  {name:<{width}}  {' '.join(modes)}".rstrip())
+    print()
+    shown += len(tasks)
+  if pattern is not None and not shown:
+    print(f"safedreamer: no known task matches '{pattern}'", file=sys.stderr)
+    return 1
+  if pattern is None:
+    print('modes are --env.obs values; train with --task SUITE/ID')
+  return 0
+
+
+def _add_tasks_verb(verbs) -> None:
+  tasks = verbs.add_parser('tasks', help='list the known task ids by suite, with observation modes',
+                           allow_abbrev=False)
+  tasks.add_argument('pattern', nargs='?', default=None,
+                     help="glob or substring of SUITE/ID, e.g. 'PointGoal' or 'safetygym/*Car*'")
+  tasks.set_defaults(func=cmd_tasks)
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--configs', nargs='+', default=[], metavar='PRESET',
                       help='named presets applied left to right on top of the defaults '
@@ -172,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
       prog='safedreamer', formatter_class=fmt, allow_abbrev=False,
       description='SafeDreamer: safe model-based RL with a world model (JAX).',
       epilog=_keys_help())
+  parser.add_argument('--version', action='version', version=f'safedreamer {__version__}')
   verbs = parser.add_subparsers(dest='verb', metavar='VERB')
   train = verbs.add_parser('train', help='train an agent (resumes if LOGDIR has a checkpoint)',
                            allow_abbrev=False,
@@ -205,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
   table.add_argument('--out', default=None, help='folder, or a .md/.csv path (default tables/)')
   table.add_argument('--last', type=int, default=1, help='average the last K eval rows')
   table.set_defaults(func=cmd_table)
+  _add_tasks_verb(verbs)
   return parser
 
 

@@ -114,6 +114,46 @@ def registered() -> dict[str, list[str]]:
   return {'suites': sorted(set(_BUILTIN) | set(_SUITES)), 'tasks': sorted(_TASKS)}
 
 
+def _safetygym_obs(task_id: str) -> tuple[str, ...]:
+  # The MuJoCo locomotion tasks have only their native vector (see safety_gym.py).
+  return ('lidar',) if 'Velocity' in task_id else ('lidar', 'coords', 'vision')
+
+
+# suite -> the observation modes (`--env.obs`) of one of its ids, where known.
+_OBS: dict[str, Callable[[str], tuple[str, ...]]] = {
+    'safetygym': _safetygym_obs,
+    'toy': lambda task_id: ('lidar', 'coords'),
+    'carracing': lambda task_id: ('image',),
+}
+
+
+def catalogue() -> list[dict]:
+  """What `make_env` knows, suite by suite: [{'suite', 'kind', 'tasks': [(name, modes)]}].
+
+  kind is 'built-in', 'registered' (a user suite, which accepts any id: its one entry
+  is 'SUITE/*') or 'registered tasks' (single tasks registered under a suite name that
+  is not itself a registered suite). modes are the `--env.obs` values of the task where
+  known, else (). Gymnasium's ids are all listed under 'gym', though only those whose
+  steps report info["cost"] are useful.
+  """
+  _import_user_modules()
+  out = []
+  for suite, (_, list_ids) in _BUILTIN.items():
+    obs = _OBS.get(suite, lambda task_id: ())
+    tasks = {f'{suite}/{i}': obs(i) for i in list_ids()}
+    tasks.update({t: () for t in _TASKS if t.startswith(suite + '/')})  # user tasks win
+    out.append({'suite': suite, 'kind': 'built-in', 'tasks': sorted(tasks.items())})
+  for suite in sorted(_SUITES):
+    extra = sorted(t for t in _TASKS if t.startswith(suite + '/'))
+    out.append({'suite': suite, 'kind': 'registered',
+                'tasks': [(f'{suite}/*', ())] + [(t, ()) for t in extra]})
+  loose = sorted({t.split('/', 1)[0] for t in _TASKS} - set(_BUILTIN) - set(_SUITES))
+  for suite in loose:
+    out.append({'suite': suite, 'kind': 'registered tasks',
+                'tasks': [(t, ()) for t in sorted(_TASKS) if t.startswith(suite + '/')]})
+  return out
+
+
 @functools.lru_cache(maxsize=None)
 def _import_module(name: str) -> None:
   try:
