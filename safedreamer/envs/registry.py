@@ -188,7 +188,8 @@ def resolve(task: str) -> tuple[Factory, str]:
   ids = list_ids() if list_ids else None
   if ids is not None and task_id not in ids:
     near = difflib.get_close_matches(task_id, ids, n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(near)}?" if near else f'{len(ids)} ids are known'
+    hint = (f"did you mean {', '.join(near)}?" if near else
+            f"{len(ids)} ids are known: 'safedreamer tasks {suite}/' lists them")
     raise UnknownTaskError(f"unknown task '{task}': {suite} has no '{task_id}' ({hint})")
   return factory, task_id
 
