@@ -1,9 +1,16 @@
 """The training loop: environments -> replay -> agent updates, with evaluation,
 logging and checkpoints as callbacks on a driver. Re-running with the same logdir
-resumes from the newest readable checkpoint."""
+resumes from the newest readable checkpoint.
+
+One process per logdir (run/lock.py). A first Ctrl-C or SIGTERM ends the current
+step, writes a checkpoint at it and returns with counters['stopped'] set to the
+signal's number (run/signals.py; a second one stops at once). Running out of disk
+space at a replay chunk, metrics or checkpoint write raises DiskFullError and writes
+nothing more, so the newest complete checkpoint and its metric rows stay as they were."""
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
 import pathlib
@@ -19,14 +26,37 @@ from safedreamer.envs.registry import env_factory, make_env_batch
 from safedreamer.replay.replay import Replay
 from safedreamer.run.checkpoint import Checkpointer
 from safedreamer.run.driver import Driver, run_episodes
+from safedreamer.run.lock import hold
 from safedreamer.run.logger import Logger
 from safedreamer.run.progress import Progress
+from safedreamer.run.signals import StopRequest, ignoring_sigint
 
 log = logging.getLogger('safedreamer')
 
 
 EVAL_SEED_OFFSET = 1_000_000
 REPORT_LENGTH = 70  # 25 context steps + 45 open-loop predictions
+
+
+class DiskFullError(RuntimeError):
+  """No space left on the disk of the logdir (one-line message)."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether `error` (or an exception it was raised from) is ENOSPC; libraries that
+  wrap OS errors (orbax, tensorstore) keep only the message."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if getattr(error, 'errno', None) == errno.ENOSPC or 'No space left on device' in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _opened(opened: list, thing):
+  opened.append(thing)
+  return thing
 
 
 def write_report(agent, replay, logdir: pathlib.Path, step: int, logger) -> None:
@@ -49,10 +79,34 @@ def write_config(config, logdir: pathlib.Path) -> None:
 
 
 def train(config, logdir: str | pathlib.Path) -> dict:
+  """Train (or resume) the run in `logdir`; returns its counters, with 'stopped' set
+  to the signal number if a signal ended it early (see the module docstring)."""
   logdir = pathlib.Path(logdir)
+  lock = hold(logdir)  # LogdirBusy (exit 2) before anything is written
+  stop = StopRequest().install()
+  opened = []  # environments and the logger, closed quietly if the run fails
+  try:
+    return _train(config, logdir, stop, opened)
+  except BaseException as e:
+    for thing in reversed(opened):
+      try:
+        thing.close()
+      except Exception:  # noqa: BLE001 -- the first error is the one to report
+        pass
+    if isinstance(e, Exception) and is_disk_full(e):
+      raise DiskFullError(f'no space left on {logdir}; free space and re-run to resume') from e
+    raise
+  finally:
+    stop.restore()
+    lock.release()
+
+
+def _train(config, logdir: pathlib.Path, stop: StopRequest, opened: list) -> dict:
   write_config(config, logdir)
   run, rcfg = config.run, config.replay
-  envs = make_env_batch(config.task, config)
+  with ignoring_sigint():  # subprocess envs leave Ctrl-C to this process
+    envs = make_env_batch(config.task, config)
+  opened.append(envs)
   agent = make_agent(config, envs.obs_space, envs.act_dim,
                      env_factory=env_factory(config.task, config, config.seed + 999))
   random_agent = RandomAgent(envs.act_dim, seed=config.seed + 1)
@@ -74,12 +128,13 @@ def train(config, logdir: str | pathlib.Path) -> dict:
     log.info('resumed from step %d', c['step'])
   else:
     logger = Logger(logdir)
+  opened.append(logger)
 
   if c['step'] >= run.steps:
     log.info('run in %s is already complete (%d steps)', logdir, c['step'])
     logger.close()
     envs.close()
-    return dict(c)
+    return dict(c, stopped=None)
   driver = Driver(envs, config.env.action_repeat)
   step_base = c['step']
   sums = collections.defaultdict(list)
@@ -136,9 +191,9 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
     if run.eval_every and c['step'] - c['last_eval'] >= run.eval_every and not prefilling:
       c['last_eval'] = c['step']
-      eval_envs = eval_envs or make_env_batch(
+      eval_envs = eval_envs or _opened(opened, make_env_batch(
           config.task, config.model_copy(update={'seed': config.seed + EVAL_SEED_OFFSET}),
-          num_envs=1, parallel=False)
+          num_envs=1, parallel=False))
       episodes = run_episodes(eval_envs, agent, run.eval_episodes, config.env.action_repeat)
       agent.attach(envs)  # back to the training environments
       logger.write(c['step'], {f'eval/{k}': np.mean([e[k] for e in episodes])
@@ -166,6 +221,8 @@ def train(config, logdir: str | pathlib.Path) -> dict:
 
     if c['step'] - c['last_ckpt'] >= run.ckpt_every:
       save()
+    if stop.signum is not None:
+      break
 
   if c['last_ckpt'] != c['step']:
     save()
@@ -174,4 +231,4 @@ def train(config, logdir: str | pathlib.Path) -> dict:
   envs.close()
   if eval_envs is not None:
     eval_envs.close()
-  return dict(c)
+  return dict(c, stopped=stop.signum)
