@@ -109,6 +109,8 @@ def select_platform(config: Config) -> None:
 
 def cmd_train(args) -> int:
   config, logdir = resolve(args)
+  from safedreamer.run.lock import check_free
+  check_free(logdir)  # another live process holds LOGDIR: exit 2, nothing touched
   _check_resume(config, logdir)
   from safedreamer.envs.registry import UnknownTaskError, make_env
   try:
@@ -118,6 +120,12 @@ def cmd_train(args) -> int:
   select_platform(config)
   from safedreamer.run.train import train
   counters = train(config, logdir)
+  if counters.get('stopped'):
+    from safedreamer.run.signals import exit_status, signal_name
+    print(f"safedreamer: stopped by {signal_name(counters['stopped'])} at step "
+          f"{counters['step']} (checkpoint written); re-run the same command to resume "
+          f'(--logdir {logdir})', file=sys.stderr)
+    return exit_status(counters['stopped'])
   print(f"done: {counters['step']} simulator steps, {counters['updates']} updates, "
         f'logdir {logdir}')
   return 0
@@ -290,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     # left as it was (re-run to resume from the newest checkpoint).
     from safedreamer.envs.parallel import EnvCrashError
     from safedreamer.run.checkpoint import CheckpointError
-    if not isinstance(e, (EnvCrashError, CheckpointError)):
+    from safedreamer.run.train import DiskFullError
+    if not isinstance(e, (EnvCrashError, CheckpointError, DiskFullError)):
       raise
     print(f'safedreamer: error: {str(e).splitlines()[0]}', file=sys.stderr)
     return 1

@@ -69,19 +69,28 @@ def write(path: str, stream: int, index: int, length: int,
   tmp = path + TMP_SUFFIX
   fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
   try:
-    os.pwrite(fd, MAGIC + struct.pack('<Q', len(blob)) + blob, 0)
-    for key, info in keys.items():
-      data = np.ascontiguousarray(arrays[key][:length])
-      view, pos = memoryview(data).cast('B'), info['offset']
-      while len(view):
-        n = os.pwrite(fd, view, pos)
-        view, pos = view[n:], pos + n
-    os.ftruncate(fd, total)
-    if fsync:
-      os.fsync(fd)
-  finally:
-    os.close(fd)
-  os.replace(tmp, path)
+    try:
+      os.pwrite(fd, MAGIC + struct.pack('<Q', len(blob)) + blob, 0)
+      for key, info in keys.items():
+        data = np.ascontiguousarray(arrays[key][:length])
+        view, pos = memoryview(data).cast('B'), info['offset']
+        while len(view):
+          n = os.pwrite(fd, view, pos)
+          view, pos = view[n:], pos + n
+      os.ftruncate(fd, total)
+      if fsync:
+        os.fsync(fd)
+    finally:
+      os.close(fd)
+    os.replace(tmp, path)
+  except BaseException:
+    # A full disk (ENOSPC) or any other failure: give the half-written file's space back.
+    # The previous complete file under `path`, if any, is untouched.
+    try:
+      os.remove(tmp)
+    except OSError:
+      pass
+    raise
   return header
 
 
