@@ -5,6 +5,7 @@
   safedreamer plot RUN_DIRS... [--out DIR]
   safedreamer table RUN_DIRS... [--out DIR] [--last K]
   safedreamer tasks [PATTERN]
+  safedreamer sweep [SWEEP.yaml] --tasks T... --methods "PRESETS" ... --seeds 0-4 --out DIR
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from safedreamer.config.schema import Config, all_keys
 
 # Keys that may differ when a run is resumed with the same logdir.
 RESUMABLE_CHANGES = {'run.steps', 'run.progress', 'run.eval_every', 'run.eval_episodes',
-                     'run.log_every', 'run.ckpt_every', 'logdir', 'jax.platform'}
+                     'run.log_every', 'run.ckpt_every', 'logdir', 'jax.platform',
+                     'jax.devices', 'jax.compile_cache'}
 
 
 # What `safedreamer train` runs when no --configs are given: the README's default job.
@@ -112,12 +114,15 @@ def cmd_train(args) -> int:
   from safedreamer.run.lock import check_free
   check_free(logdir)  # another live process holds LOGDIR: exit 2, nothing touched
   _check_resume(config, logdir)
+  _check_wandb(config)
   from safedreamer.envs.registry import UnknownTaskError, make_env
   try:
     make_env(config.task, config).close()  # fail on a bad task before writing anything
   except UnknownTaskError as e:
     raise UsageError(str(e)) from None
   select_platform(config)
+  from safedreamer.run import jax_setup
+  jax_setup.configure(config)  # host devices for jax.devices, the persistent compile cache
   from safedreamer.run.train import train
   counters = train(config, logdir)
   if counters.get('stopped'):
@@ -138,12 +143,95 @@ def cmd_eval(args) -> int:
   if source is None:
     raise UsageError('eval needs --logdir DIR or --checkpoint PATH')
   try:
-    select_platform(from_yaml((find_logdir(source) / 'config.yaml').read_text()))
-    evaluate(source, episodes=args.episodes, video=args.video, seed=args.seed, outdir=args.out,
-             sample=args.sample)
+    run_config = from_yaml((find_logdir(source) / 'config.yaml').read_text())
+    select_platform(run_config)
+    from safedreamer.run import jax_setup
+    jax_setup.configure(run_config)
+    result = evaluate(source, episodes=args.episodes, video=args.video, seed=args.seed,
+                      outdir=args.out, sample=args.sample)
   except (EvalError, CheckpointError) as e:
     raise UsageError(str(e)) from None
+  if run_config.logger.wandb:
+    from safedreamer.run import wandb_log
+    wandb_log.log_eval(result)  # the run's W&B run: eval means and videos
   return 0
+
+
+def _check_wandb(config: Config) -> None:
+  if config.logger.wandb:
+    from safedreamer.run import wandb_log
+    problem = wandb_log.check(config)
+    if problem:
+      raise UsageError(problem)
+
+
+def _trial_config(argv: list[str]) -> Config:
+  """A sweep trial's config, validated exactly as `safedreamer train ARGV` would be."""
+  args, rest = build_parser().parse_known_args(['train', *argv])
+  args.overrides = rest
+  config, logdir = resolve(args)
+  _check_resume(config, logdir)
+  return config
+
+
+def cmd_sweep(args) -> int:
+  from safedreamer.sweep import spec
+  try:
+    fields = spec.read_file(args.file) if args.file else {}
+    fields.update({k: getattr(args, k) for k in spec.FIELDS if getattr(args, k) is not None})
+    sweep = spec.build(fields)
+  except spec.SweepError as e:
+    raise UsageError(str(e)) from None
+  trials, configs = sweep.trials(), {}
+  for trial in trials:  # every trial validated before anything is written or started
+    try:
+      configs[trial.name] = _trial_config(trial.train_args(sweep.resources))
+    except (ConfigError, UsageError) as e:
+      raise UsageError(f'trial {trial.name}: {e}') from None
+  from safedreamer.envs.registry import UnknownTaskError, make_env
+  for task in sweep.tasks:
+    config = next(configs[t.name] for t in trials if t.task == task)
+    try:
+      make_env(task, config).close()
+    except UnknownTaskError as e:
+      raise UsageError(str(e)) from None
+  from safedreamer.sweep import engine
+  print(f'sweep: {len(trials)} trials in {sweep.out} ({spec.write_spec(sweep)})')
+  results = engine.run(sweep, trials, {n: c.run.steps for n, c in configs.items()})
+  failed = {n: r for n, r in results.items() if r.startswith('failed')}
+  for name, result in failed.items():
+    print(f'{name}: {result}', file=sys.stderr)
+  if len(failed) < len(trials):
+    for path in engine.write_reports(sweep.out):
+      print(path)
+  print(f'sweep: {len(trials) - len(failed)}/{len(trials)} trials complete in {sweep.out}')
+  return 1 if failed else 0
+
+
+def _add_sweep_verb(verbs) -> None:
+  sw = verbs.add_parser('sweep', help='tasks x methods x seeds of train runs on Ray (resumable)',
+                        allow_abbrev=False, description='Each trial is a `train` run in '
+                        'OUT/<task>/<presets>/seed<N>; re-run the same command to resume. '
+                        'See docs/sweeps.md.')
+  sw.add_argument('file', nargs='?', default=None,
+                  help='a YAML sweep file with the same fields (options given here win)')
+  sw.add_argument('--tasks', nargs='+', default=None, metavar='TASK')
+  sw.add_argument('--methods', nargs='+', default=None, metavar='"PRESETS"',
+                  help='each a quoted list of presets, e.g. "bsrp_lag small"')
+  sw.add_argument('--seeds', nargs='+', default=None, help='0-4, or 0 2 5, or 0,2,5')
+  sw.add_argument('--set', nargs='+', default=None, metavar='KEY=VALUE',
+                  help='config overrides for every trial, e.g. run.steps=100000')
+  sw.add_argument('--out', default=None, help='the sweep folder (shared storage on a cluster)')
+  sw.add_argument('--cpus-per-trial', dest='cpus_per_trial', type=float, default=None,
+                  help="Ray CPUs per trial and the trial's XLA threads (default 1)")
+  sw.add_argument('--gpus-per-trial', dest='gpus_per_trial', type=float, default=None,
+                  help="Ray GPUs per trial, e.g. 0.25: four trials per GPU, each with a "
+                  "quarter of its memory (default 0)")
+  sw.add_argument('--max-retries', dest='max_retries', type=int, default=None,
+                  help='restarts of a trial whose process died (default 3)')
+  sw.add_argument('--address', default=None,
+                  help="join a Ray cluster: 'auto' or HOST:PORT (default: start one here)")
+  sw.set_defaults(func=cmd_sweep)
 
 
 def cmd_plot(args) -> int:
@@ -270,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
   table.add_argument('--last', type=int, default=1, help='average the last K eval rows')
   table.set_defaults(func=cmd_table)
   _add_tasks_verb(verbs)
+  _add_sweep_verb(verbs)
   return parser
 
 
