@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: install train test test-slow clean
 install: $(STAMP)
 
-$(STAMP): requirements/lock.txt pyproject.toml
+$(STAMP): requirements/lock.txt requirements/wandb.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade "pip==25.3"
 	$(VENV)/bin/python -m pip install -q --no-deps -r requirements/lock.txt
+	$(VENV)/bin/python -m pip install -q --no-deps -r requirements/wandb.txt  # optional extra, ~4 s
 	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

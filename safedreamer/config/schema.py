@@ -236,6 +236,20 @@ class Jax(Section):
   compile_cache: str = ''
 
 
+# W&B names: no '/', '\\', '#', '?', '%' or ':' (they break its URLs); tags <= 64 chars.
+WandbName = Annotated[str, Field(max_length=128, pattern=r'^[^/\\#?%:]*$')]
+
+
+class Logger(Section):
+  """Optional Weights & Biases logging (run/wandb_log.py), besides metrics.jsonl and
+  TensorBoard. Needs the `wandb` package (`pip install -e '.[wandb]'`)."""
+  wandb: WandbName = ''              # W&B project; '' = no W&B
+  entity: WandbName = ''             # W&B team or user ('' = your default entity)
+  group: WandbName = ''              # groups runs in the W&B UI, e.g. seeds of one setting
+  tags: str = Field('', max_length=512, pattern=r'^[^,]{0,64}(,[^,]{1,64})*$')  # comma-separated
+  offline: bool = False              # write W&B files locally only (`wandb sync` them later)
+
+
 class Config(Section):
   seed: int = Field(0, ge=0, le=2**31 - 1)
   task: str = 'safetygym/SafetyPointGoal1-v0'
@@ -251,6 +265,7 @@ class Config(Section):
   pid: PID = PID()
   planner: Planner = Planner()
   jax: Jax = Jax()
+  logger: Logger = Logger()
 
   @model_validator(mode='after')
   def _consistent(self):

@@ -53,6 +53,8 @@ class Logger:
       from tensorboardX import SummaryWriter
       purge = int(position['step']) + 1 if position is not None else None
       self._tb = SummaryWriter(str(self.dir / 'tb'), purge_step=purge, flush_secs=30)
+    from safedreamer.run import wandb_log  # W&B too, if LOGDIR/config.yaml asks for it
+    self._wandb = wandb_log.open_run(self.dir)
 
   @property
   def tensorboard(self):
@@ -77,6 +79,8 @@ class Logger:
       for key, value in row.items():
         if key != 'step':
           self._tb.add_scalar(key, value, int(step))
+    if self._wandb is not None:
+      self._wandb.log(row)
     self._rows_since_csv += 1
     return row
 
@@ -106,6 +110,8 @@ class Logger:
     self._file.close()
     if self._tb is not None:
       self._tb.close()
+    if self._wandb is not None:
+      self._wandb.finish()
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
