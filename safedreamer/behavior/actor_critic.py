@@ -74,7 +74,8 @@ class Behavior:
 
     def step(state, key):
       ka, kz = jax.random.split(key)
-      mean, std = self.actor(actor_params, rssm.feat(state))
+      # the actor sees its input as data: gradients reach it through its actions only
+      mean, std = self.actor(actor_params, sg(rssm.feat(state)))
       action = dists.normal_sample(mean, std, ka)
       nxt = rssm.img_step(wm_params['rssm'], state, action, kz)
       return nxt, (rssm.feat(nxt), action, dists.normal_entropy(std))
