@@ -4,13 +4,12 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from safedreamer.nn import dists
 from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, symexp, symlog, twohot_bins,
-                                      twohot_encode, twohot_mean, twohot_nll)
-from safedreamer.nn.layers import Head
+                                      twohot_cost_mean, twohot_encode, twohot_mean, twohot_nll,
+                                      twohot_weighted_nll)
 
 E = math.e
 
@@ -78,40 +77,23 @@ def test_hurdle_mean_and_nll_by_hand():
                              rtol=1e-6)
 
 
-def test_hurdle_head_is_calibrated_where_twohot_is_biased_low():
-  """Rare costs of 3 whose probability rises with one input: fitted on fresh samples,
-  the hurdle head's mean prediction on held-out inputs matches the expected cost;
-  two-hot's (symexp of a symlog-space mean) is about half of it."""
-  def data(seed, n):
-    x = jax.random.normal(jax.random.PRNGKey(seed), (n, 8))
-    prob = jax.nn.sigmoid(3 * (x[:, 0] - 2.5))
-    return x, prob, jnp.where(jax.random.uniform(jax.random.PRNGKey(seed + 1), (n,)) < prob,
-                              3.0, 0.0)
-
-  bins = twohot_bins(255)
-  kinds = {'hurdle': (2, hurdle_nll, hurdle_mean),
-           'twohot': (255, lambda o, y: twohot_nll(o, y, bins), lambda o: twohot_mean(o, bins))}
-  x_test, prob_test, _ = data(10**6, 20000)
-  got = {}
-  for name, (outs, nll, mean) in kinds.items():
-    head = Head(2, 64, outs, zero_init=True)
-    params = head.init(jax.random.PRNGKey(0), x_test[:1])['params']
-    opt = optax.adam(1e-3)
-
-    @jax.jit
-    def step(params, state, seed, head=head, nll=nll, opt=opt):
-      x, _, y = data(seed, 512)
-      grads = jax.grad(lambda p: nll(head.apply({'params': p}, x), y).mean())(params)
-      updates, state = opt.update(grads, state)
-      return optax.apply_updates(params, updates), state
-
-    state = opt.init(params)
-    for i in range(1000):
-      params, state = step(params, state, 2 * i)
-    got[name] = float(mean(head.apply({'params': params}, x_test)).mean())
-  expected = float(3 * prob_test.mean())
-  assert abs(got['hurdle'] / expected - 1) < 0.25, (got, expected)
-  assert got['twohot'] < 0.7 * expected, (got, expected)
+def test_weighted_cost_fit_is_undone_by_hand():
+  # bins [-2, -1, 0, 1, 2]: a cost of 1 is all on bin 1, weighted x4
+  logits = jnp.zeros(5)
+  np.testing.assert_allclose(twohot_weighted_nll(logits, symexp(jnp.float32(1.0)), BINS, 4.0),
+                             4 * math.log(5), rtol=1e-6)
+  np.testing.assert_allclose(twohot_weighted_nll(logits, 0.0, BINS, 4.0), math.log(5), rtol=1e-6)
+  # the weighted fit of P(cost) = 0.2 of symlog size 1 is p_w = 4 * 0.2 / (1 + 3 * 0.2) = 0.5
+  fitted = jnp.log(jnp.array([1e-9, 1e-9, 0.5, 0.5, 1e-9]))
+  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS, 4.0), 0.2 * (E - 1), rtol=1e-5)
+  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS), 0.5 * (E - 1), rtol=1e-5)
+  # mass on negative bins counts as no cost; the size is the positive bins' symlog mean
+  probs = jnp.array([0.3, 0.0, 0.3, 0.2, 0.2])
+  np.testing.assert_allclose(twohot_cost_mean(jnp.log(probs + 1e-12), BINS),
+                             0.4 * symexp(1.5), rtol=1e-5)
+  # hurdle: logit log(4) fitted at weight 4 is odds 1 -> P = 0.5; size 3
+  out = jnp.array([math.log(4.0), math.log(4.0)])
+  np.testing.assert_allclose(hurdle_mean(out, 4.0), 0.5 * 3.0, rtol=1e-6)
 
 
 def test_unimix_by_hand():

@@ -3,15 +3,18 @@
 Loss per step (averaged over the [B, T] batch):
   decoder NLL (symlog MSE / image MSE)
   + reward two-hot NLL
-  + cost loss: two-hot NLL, times `cost_weight` on steps with cost >= 1
-    (`cost_head='twohot'`), or the hurdle loss (P(cost > 0) Bernoulli NLL, times
-    `cost_weight` where cost > 0, + symlog size error there; `cost_head='hurdle'`)
+  + cost loss: two-hot NLL with the target's mass on positive bins times
+    `cost_weight` (the authors' x10 on costly steps; `cost_head='twohot'`), or the
+    hurdle loss (P(cost > 0) Bernoulli NLL, times `cost_weight` where cost > 0,
+    + symlog size error there; `cost_head='hurdle'`)
   + continue Bernoulli NLL (target 1 - is_terminal)
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
 Heads read the model state feature [h, z]. Reward and (two-hot) cost heads regress
 symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
 start at zero, so the first predictions are exactly 0 (a hurdle head's too: its
-size output starts at symlog 0).
+size output starts at symlog 0). The cost weight emphasises costly steps in the
+loss only: `cost` divides it back out of the fitted probability of a cost
+(nn/functions.py), so predicted costs estimate the expected cost, unbiased.
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ import jax.numpy as jnp
 from safedreamer.model.codec import Codec
 from safedreamer.model.rssm import RSSM
 from safedreamer.nn import dists
-from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, twohot_bins, twohot_mean,
-                                      twohot_nll)
+from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, twohot_bins, twohot_cost_mean,
+                                      twohot_mean, twohot_nll, twohot_weighted_nll)
 from safedreamer.nn.layers import Head
 
 sg = jax.lax.stop_gradient
@@ -63,10 +66,17 @@ class WorldModel:
     return twohot_mean(self.reward_head.apply({'params': params['reward']}, feat), self.bins)
 
   def cost(self, params, feat):
-    return self._cost_mean(self.cost_head.apply({'params': params['cost']}, feat))
+    return self.cost_mean(self.cost_head.apply({'params': params['cost']}, feat))
 
-  def _cost_mean(self, out):
-    return hurdle_mean(out) if self.hurdle else twohot_mean(out, self.bins)
+  def cost_mean(self, out):
+    """Expected cost from the cost head's output (the loss's weight divided out)."""
+    w = self.cfg.cost_weight
+    return hurdle_mean(out, w) if self.hurdle else twohot_cost_mean(out, self.bins, w)
+
+  def cost_nll(self, out, cost):
+    """The cost head's loss per step (costly steps weighted by `cost_weight`)."""
+    w = self.cfg.cost_weight
+    return hurdle_nll(out, cost, w) if self.hurdle else twohot_weighted_nll(out, cost, self.bins, w)
 
   def cont_logit(self, params, feat):
     return self.cont_head.apply({'params': params['cont']}, feat)[..., 0]
@@ -91,11 +101,7 @@ class WorldModel:
     rew_logits = self.reward_head.apply({'params': params['reward']}, feat)
     cost_logits = self.cost_head.apply({'params': params['cost']}, feat)
     rew = twohot_nll(rew_logits, batch['reward'], self.bins)
-    if self.hurdle:
-      cost = hurdle_nll(cost_logits, batch['cost'], cfg.cost_weight)
-    else:
-      cost_w = jnp.where(batch['cost'] >= 1.0, cfg.cost_weight, 1.0)
-      cost = twohot_nll(cost_logits, batch['cost'], self.bins) * cost_w
+    cost = self.cost_nll(cost_logits, batch['cost'])
     cont_target = 1.0 - batch['is_terminal'].astype(jnp.float32)
     cont = dists.bernoulli_nll(self.cont_logit(params, feat), cont_target)
 
@@ -107,7 +113,7 @@ class WorldModel:
         'wm/post_ent': dists.cat_entropy(post).mean(),
         'wm/prior_ent': dists.cat_entropy(prior).mean(),
         'wm/reward_pred': twohot_mean(rew_logits, self.bins).mean(),
-        'wm/cost_pred': self._cost_mean(cost_logits).mean(),
+        'wm/cost_pred': self.cost_mean(cost_logits).mean(),
     }
     metrics.update({f'wm/dec_{k}': v for k, v in dec_parts.items()})
     return total.mean(), (metrics, sg(states))

@@ -11,6 +11,14 @@ outputs, the logit of P(y > 0) and symlog of the size of y when it is > 0; the m
 is P(y > 0) * size, computed in the original space. Two-hot's mean, symexp of an
 expectation taken in symlog space, is biased low for a mixture of many zeros and a
 few large values (p = 0.1 of y = 3.3 gives 0.16, not 0.33).
+
+Weighted costs (the authors weight the cost loss x10 on costly steps): a weight w on
+the positive outcomes of a likelihood fit multiplies the fitted odds of "y > 0" by w
+(p becomes w p / (1 + (w - 1) p)), so the means below take the same weight and divide
+it back out of the fitted probability (a logit correction by -log w). The cost head's
+predictions then estimate the true expected cost while its loss still emphasises the
+rare costly steps. `twohot_cost_mean` reads a two-hot head as a hurdle: P(y > 0) from
+the mass on the positive bins, the size from their symlog-space mean.
 """
 from __future__ import annotations
 
@@ -65,9 +73,40 @@ def twohot_nll(logits, target, bins, extra=None, extra_weight=1.0):
   return -jnp.sum(two * jax.nn.log_softmax(logits, -1), -1)
 
 
-def hurdle_mean(out):
-  """[..., 2] (logit of P(y > 0), symlog size) -> P(y > 0) * size, >= 0."""
-  return jax.nn.sigmoid(out[..., 0]) * jnp.maximum(symexp(out[..., 1]), 0.0)
+def positive_bins(bins):
+  """Bins that stand for y > 0 (the bin at 0 excluded, whatever its float rounding)."""
+  return bins > 0.5 * (bins[1] - bins[0])
+
+
+def twohot_weighted_nll(logits, target, bins, pos_weight=1.0):
+  """Two-hot NLL with the target's mass on positive bins weighted by `pos_weight`.
+
+  For targets that are 0 or land on positive bins only (costs >= the first positive
+  bin, e.g. counts), this is the NLL times `pos_weight` on the costly steps. The fit
+  it leads to, p_w(b) proportional to w_b p(b), is undone exactly by
+  `twohot_cost_mean(..., pos_weight)`."""
+  weights = jnp.where(positive_bins(bins), pos_weight, 1.0)
+  two = jax.lax.stop_gradient(twohot_encode(symlog(target), bins) * weights)
+  return -jnp.sum(two * jax.nn.log_softmax(logits, -1), -1)
+
+
+def twohot_cost_mean(logits, bins, pos_weight=1.0):
+  """Mean of a non-negative quantity from a two-hot head fitted with
+  `twohot_weighted_nll(..., pos_weight)`: P(y > 0) * symexp(E[bin | bin > 0]), with
+  the weight's log taken off the positive bins' logits first (mass on negative bins
+  counts as 0)."""
+  pos = positive_bins(bins)
+  probs = jax.nn.softmax(logits - jnp.where(pos, jnp.log(pos_weight), 0.0), -1)
+  p_pos = jnp.sum(jnp.where(pos, probs, 0.0), -1)
+  size = jnp.sum(jnp.where(pos, probs * bins, 0.0), -1) / jnp.maximum(p_pos, 1e-20)
+  return p_pos * symexp(size)
+
+
+def hurdle_mean(out, pos_weight=1.0):
+  """[..., 2] (logit of P(y > 0), symlog size) -> P(y > 0) * size, >= 0, for a head
+  fitted with `hurdle_nll(..., pos_weight)` (its logit is corrected by -log w)."""
+  prob = jax.nn.sigmoid(out[..., 0] - jnp.log(pos_weight))
+  return prob * jnp.maximum(symexp(out[..., 1]), 0.0)
 
 
 def hurdle_nll(out, target, pos_weight=1.0):
