@@ -166,6 +166,52 @@ def test_reward_scale_trains_on_scaled_rewards_and_reports_env_units():
   np.testing.assert_allclose(r_scaled, r_plain / 10, rtol=1e-3, atol=1e-6)
 
 
+def test_planner_sees_returns_in_environment_units():
+  """OSRP-Lag ranks by J_R - lam J_C with lam capped at pid.lam_max in environment
+  return per unit of cost: the plan model's rewards and values are in the
+  environment's units whatever model.reward_scale is (they were x reward_scale)."""
+  over = {'replay.batch_length': 30}
+  plain = DreamerAgent(load_config(['tiny', 'osrp_lag'], over), OBS, ACT)
+  scaled = DreamerAgent(load_config(['tiny', 'osrp_lag'], {**over, 'model.reward_scale': 10.0}),
+                        OBS, ACT)
+  batch = make_batch(plain.config)
+  plain.train(batch)
+  scaled.train(dict(batch, reward=batch['reward'] / 10))   # the same task, rewards / 10
+  states = plain.init_policy_state(4)['latent']
+  states = jax.tree.map(lambda x: x + jax.random.normal(jax.random.PRNGKey(0), x.shape), states)
+  for name in ('reward', 'value'):
+    want = getattr(plain.plan_model(), name)(states) / 10
+    got = getattr(scaled.plan_model(), name)(states)
+    assert float(jnp.abs(want).max()) > 0
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-7)
+
+
+def test_two_agents_share_no_mutable_state():
+  """Agents of one shape share compiled programs, nothing else: attaching one to a
+  coordinate layout, training it or planning with it leaves the other as it was."""
+  from test_obs_cost import NoCoordsEnvs
+  from safedreamer.envs.toy import ToyHazard
+  config = load_config(['tiny', 'bsrp_lag', 'toy'], {'env.obs': 'coords',
+                                                    'behavior.cost_source': 'obs'})
+  a = DreamerAgent(config, ToyHazard.obs_space, ACT)
+  b = DreamerAgent(config.model_copy(update={'seed': 1}), ToyHazard.obs_space, ACT)
+  head = DreamerAgent(load_config(['tiny', 'bsrp_lag', 'toy']), ToyHazard.obs_space, ACT)
+  head_cost_fn = head.behavior.cost_fn
+  a.attach(NoCoordsEnvs())
+  assert a.behavior.cost_fn is not None and b.behavior.cost_fn is None
+  assert head.behavior.cost_fn is head_cost_fn        # a head-cost agent keeps its own
+  with pytest.raises(RuntimeError, match='attach'):    # b was never attached
+    b.train(make_batch(config, ToyHazard.obs_space))
+  before = jax.tree.map(np.array, b.save())
+  a.train(make_batch(config, ToyHazard.obs_space))
+  after = jax.tree.map(np.array, b.save())
+  assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+  leaves = lambda agent: {id(x) for x in jax.tree.leaves(agent.state)}
+  assert not leaves(a) & leaves(b)
+  b.attach(NoCoordsEnvs())   # the same layout: b takes the compiled core, not a's state
+  assert b.core is a.core and b.state is not a.state
+
+
 def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
   """lagrangian.multiplier 'pid': lam comes from the PID on training episodes' costs
   (hand-computed below), the update leaves it alone, the actor's term is lam * C / max(S, 1),

@@ -46,7 +46,7 @@ def fake_world_model(size):
 
 def test_toy_cost_counts_the_decoded_hazard_offset():
   spec = obs_cost.coords_spec(NoCoordsEnvs(), 'toy/hazard')
-  cost = jax.jit(obs_cost.make_obs_cost(fake_world_model(8), {'decoder': None}, spec))
+  cost = jax.jit(lambda f: obs_cost.feat_cost(fake_world_model(8), spec)({'decoder': None}, f))
   obs = np.zeros((5, 8), np.float32)
   obs[:, 2:4] = [[0.3, 0.0], [0.6, 0.0], [-0.2, -0.4], [3.0, 0.2], [0.0, -0.49]]
   obs[:, 0:2] = 5.0          # the goal (unused for hazards)
@@ -69,7 +69,7 @@ def test_spec_from_the_environments_and_errors():
   with pytest.raises(ValueError, match='cost_source'):
     obs_cost.coords_spec(NoCoordsEnvs(), 'gym/CartPole-v1')
   with pytest.raises(ValueError, match='numbers'):
-    obs_cost.make_obs_cost(fake_world_model(9), {}, spec)
+    obs_cost.feat_cost(fake_world_model(9), spec)
 
 
 def test_safety_gym_envs_give_their_layout():
@@ -99,7 +99,8 @@ def test_planner_agent_plans_with_the_decoded_cost():
   feat = agent.wm.rssm.feat(latent)
   decoded = np.asarray(agent.wm.codec.decode(agent.params['wm']['decoder'], feat)['vector'])
   vec = np.sign(decoded) * np.expm1(np.abs(decoded))
-  want = (np.hypot(vec[:, 2], vec[:, 3]) <= 0.5).astype(np.float32)
+  # per agent step: the count x action repeat, as in imagination
+  want = config.env.action_repeat * (np.hypot(vec[:, 2], vec[:, 3]) <= 0.5).astype(np.float32)
   np.testing.assert_array_equal(got, want)
   env = ToyHazard(seed=0)
   obs = {k: np.asarray(v)[None] for k, v in env.reset().items()}
@@ -186,3 +187,28 @@ def test_bsrp_lag_imagines_the_decoded_cost():
   with pytest.raises(ValueError, match='coords'):
     DreamerAgent(config.model_copy(update={'env': config.env.model_copy(
         update={'obs': 'lidar'})}), ToyHazard.obs_space, 2)
+
+
+@pytest.mark.parametrize('cost_source', ['obs', 'head'])
+def test_planner_and_imagination_count_the_same_episode_cost(cost_source):
+  """The same imagined trajectory costs the same in the planner (J_C' = sum * L / H)
+  and in imagination (the cost the cost critic learns), in one unit: per agent step,
+  i.e. summed over its action_repeat simulator steps."""
+  config = load_config(['osrp_vector', 'tiny'], {
+      'task': 'toy/hazard', 'env.action_repeat': 3, 'planner.cost_source': cost_source,
+      'behavior.cost_source': cost_source})
+  agent = PlannerAgent(config, ToyHazard.obs_space, 2)
+  agent.attach(NoCoordsEnvs())
+  start = agent.init_policy_state(16)['latent']
+  start = jax.tree.map(lambda x: x + 2 * jax.random.normal(jax.random.PRNGKey(1), x.shape), start)
+  _, actions, _ = agent.behavior.imagine(agent.params['wm'], agent.params['actor'], start,
+                                         jax.random.PRNGKey(2))
+  model, states = agent.plan_model(), start
+  planned, imagined = [], []
+  for t in range(actions.shape[0]):      # the planner's (deterministic) rollout
+    states = model.step(states, actions[t])
+    planned.append(model.cost(states))
+    imagined.append(agent.behavior.cost_fn(agent.params['wm'], agent.wm.rssm.feat(states)))
+  planned, imagined = jnp.stack(planned).sum(0), jnp.stack(imagined).sum(0)
+  assert float(imagined.max()) > 0       # some states are costly
+  np.testing.assert_allclose(planned, imagined, rtol=1e-5, atol=1e-5)

@@ -36,7 +36,7 @@ from safedreamer.model.openloop import CONTEXT, openloop_predict  # noqa: E402
 class DreamerAgent(Agent):
 
   def __init__(self, config, obs_space: dict, act_dim: int):
-    self.config, self.act_dim = config, act_dim
+    self.config, self.obs_space, self.act_dim = config, obs_space, act_dim
     self.core = get_core(config, obs_space, act_dim)
     self.wm, self.behavior = self.core.wm, self.core.behavior
     # the imagined cost feeds the cost critic (none in dreamerv3)
@@ -48,6 +48,7 @@ class DreamerAgent(Agent):
     key, self.policy_key = jax.random.split(jax.random.PRNGKey(config.seed))
     self.state = self.core.init_state(key)
     self._openloop = None
+    self.own_traces: dict[str, int] = {}   # compilations of this agent's own programs
     # BSRP-Lag with lagrangian.multiplier 'pid': the controller runs here, on the host,
     # once per finished training episode, and writes its lam into the state
     self.lag_pid = None
@@ -65,13 +66,20 @@ class DreamerAgent(Agent):
 
   @property
   def trace_counts(self) -> dict[str, int]:
-    """How often the update and the policy step were traced (compiled)."""
-    return self.core.trace_counts
+    """How often the (shared) update and policy step, and this agent's own programs,
+    were traced (compiled)."""
+    return {**self.core.trace_counts, **self.own_traces}
 
   def attach(self, envs) -> None:
-    """behavior.cost_source 'obs': reads the coordinate layout of the environments."""
-    if self.imagines_obs_cost:
-      self.core.use_coords(obs_cost.coords_spec(envs, self.config.task))
+    """behavior.cost_source 'obs': reads the coordinate layout of the environments
+    and takes the core compiled for it (the first layout's robot footprint is kept
+    while the layout stays the same, so re-attaching never recompiles)."""
+    if not self.imagines_obs_cost:
+      return
+    spec = obs_cost.coords_spec(envs, self.config.task)
+    if self.core.cost_spec is None or spec.key() != self.core.cost_spec.key():
+      self.core = get_core(self.config, self.obs_space, self.act_dim, spec)
+      self.wm, self.behavior = self.core.wm, self.core.behavior
 
   # --- training ------------------------------------------------------------------------
   def _prepare_batch(self, batch):

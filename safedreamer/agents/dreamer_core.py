@@ -5,8 +5,18 @@ state pytree and jits them: the update (world model, then actor / reward critic 
 cost critic in imagination from the updated model's view of the batch, then slow
 critics, return normaliser and Lagrangian; the state buffers are donated) and the
 policy step. `get_core` returns one core per (config without seed, observation
-space, action size), so agents that differ only in seed (an evaluation copy, a
-restored checkpoint, tests) compile once.
+space, action size, coordinate layout), so agents that differ only in seed (an
+evaluation copy, a restored checkpoint, tests) compile once. A core is fixed once
+built: it holds programs, never an agent's state, so sharing one changes nothing
+for another agent (its `trace_counts` count the compilations of the shared programs).
+
+Units: the planner sees rewards and reward values in the environment's units (the
+model learns them x `model.reward_scale`), so that OSRP-Lag's J_R - lam J_C weighs
+environment return against cost, as its PID (and `pid.lam_max`) assume. Costs are
+per agent step everywhere: the cost head learns the cost summed over the
+`env.action_repeat` simulator steps of an agent step, and a count on decoded
+coordinates (one per state) is multiplied by `env.action_repeat` to match, in
+imagination and in the planner alike (`obs_cost_fn`).
 """
 from __future__ import annotations
 
@@ -15,6 +25,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from safedreamer.behavior import lagrangian as lag_fns
@@ -49,7 +60,7 @@ def _adam(lr, eps, clip):
 
 class DreamerCore:
 
-  def __init__(self, config, obs_space: dict, act_dim: int):
+  def __init__(self, config, obs_space: dict, act_dim: int, cost_spec=None):
     if config.method not in METHODS:
       raise ValueError(f'DreamerAgent runs {METHODS}, not {config.method!r}')
     self.config, self.act_dim = config, act_dim
@@ -62,25 +73,15 @@ class DreamerCore:
     self.opts = {'wm': _adam(m.lr, m.eps, m.clip), 'actor': _adam(b.actor_lr, b.eps, b.clip)}
     self.opts.update({c: _adam(b.critic_lr, b.eps, b.clip) for c in self.behavior.critics})
     self.trace_counts = {'update': 0, 'policy': 0}
-    self.cost_spec = None   # obs_cost.CoordsSpec of behavior.cost_source 'obs'
+    self.cost_spec = cost_spec   # obs_cost.CoordsSpec: behavior.cost_source 'obs'
+    if cost_spec is not None and config.behavior.cost_source == 'obs':
+      self.behavior.cost_fn = obs_cost_fn(self.wm, cost_spec, config)
     options = compiler_options()
     jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)
-    self._jit = jit
     self.init_state = jit(self._init_state)
     self.update = jit(self._update, donate_argnums=0)
     self.policy = jit(self._policy)
     self.initial = jit(self.wm.rssm.initial, static_argnums=1)
-
-  def use_coords(self, spec) -> None:
-    """behavior.cost_source 'obs': imagined costs from the decoded coordinates of
-    this layout (a new layout compiles a new update; the same one changes nothing)."""
-    if self.cost_spec is not None and spec.key() == self.cost_spec.key():
-      return
-    b = self.config.behavior
-    self.behavior.cost_fn = obs_cost.feat_cost(self.wm, spec, b.cost_softness,
-                                               scale=self.config.env.action_repeat)
-    self.cost_spec = spec
-    self.update = self._jit(self._update, donate_argnums=0)
 
   # --- state ---------------------------------------------------------------------------
   def _init_state(self, key):
@@ -164,6 +165,7 @@ class DreamerCore:
     (deterministic), so that a sequence's score depends only on its actions."""
     wm, beh, rssm, p = self.wm, self.behavior, self.wm.rssm, params
     feat = rssm.feat
+    unscale = 1.0 / self.config.model.reward_scale   # to the environment's reward units
     if beh.use_cost_critic:
       cost_value = lambda s: beh.value(p['cost_critic'], feat(s))
     else:
@@ -175,22 +177,35 @@ class DreamerCore:
 
     return PlanModel(
         step=lambda s, a: rssm.img_step(p['wm']['rssm'], s, a),
-        reward=lambda s: wm.reward(p['wm'], feat(s)),
+        reward=lambda s: wm.reward(p['wm'], feat(s)) * unscale,
         cost=lambda s: wm.cost(p['wm'], feat(s)),
         cont=lambda s: jax.nn.sigmoid(wm.cont_logit(p['wm'], feat(s))),
-        value=lambda s: beh.value(p['critic'], feat(s)),
+        value=lambda s: beh.value(p['critic'], feat(s)) * unscale,
         cost_value=cost_value,
         actor=actor)
+
+
+def obs_cost_fn(wm, spec, config, gradient: bool = True):
+  """(wm_params, feat) -> cost per agent step counted on the decoded coordinates of
+  layout `spec`: the count x env.action_repeat, with the gradient of a smooth count
+  of width behavior.cost_softness (obs_cost.feat_cost). Planners, which need no
+  gradient, take gradient=False: the same values, without the smooth count."""
+  softness = config.behavior.cost_softness if gradient else 0.0
+  return obs_cost.feat_cost(wm, spec, softness, scale=config.env.action_repeat)
 
 
 _CORES: dict[str, DreamerCore] = {}
 
 
-def get_core(config, obs_space: dict, act_dim: int) -> DreamerCore:
-  """The shared core for this shape of agent (everything but the seed)."""
+def get_core(config, obs_space: dict, act_dim: int, cost_spec=None) -> DreamerCore:
+  """The shared core for this shape of agent (everything but the seed) and, for
+  behavior.cost_source 'obs', this coordinate layout (`obs_cost.CoordsSpec`)."""
   space = {k: [list(s), str(jax.numpy.dtype(d))] for k, (s, d) in sorted(obs_space.items())}
-  key = json.dumps([config.model_dump(exclude={'seed', 'logdir', 'run'}), space, act_dim],
+  spec = None
+  if cost_spec is not None:
+    spec = [cost_spec.key(), np.round(np.asarray(cost_spec.footprint, np.float64), 6).tolist()]
+  key = json.dumps([config.model_dump(exclude={'seed', 'logdir', 'run'}), space, act_dim, spec],
                    sort_keys=True, default=str)
   if key not in _CORES:
-    _CORES[key] = DreamerCore(config, obs_space, act_dim)
+    _CORES[key] = DreamerCore(config, obs_space, act_dim, cost_spec)
   return _CORES[key]

@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from safedreamer.agents.dreamer import DreamerAgent
+from safedreamer.agents.dreamer_core import obs_cost_fn
 from safedreamer.behavior import ccem, obs_cost
 from safedreamer.behavior import pid as pid_fns
 
@@ -57,7 +58,7 @@ class PlannerAgent(DreamerAgent):
     self.pid = pid_fns.pid_init(config.pid) if self.cfg.lagrangian else None
     self.episode_length = math.ceil(config.env.episode_length / config.env.action_repeat)
     self.stats = ccem.PlanStats()
-    self.trace_counts['plan'] = 0
+    self.own_traces['plan'] = 0
     self._spec = None          # obs_cost.CoordsSpec once attached (cost_source 'obs')
     self._plan = jax.jit(self._plan_fn)
 
@@ -71,7 +72,7 @@ class PlannerAgent(DreamerAgent):
     if self.config.planner.cost_source == 'obs':
       spec = obs_cost.coords_spec(envs, self.config.task)
       if self._spec is None or spec.key() != self._spec.key():
-        obs_cost.make_obs_cost(self.wm, self.params['wm'], spec)  # validates sizes
+        obs_cost_fn(self.wm, spec, self.config, gradient=False)  # validates sizes
         self._spec = spec
         self._plan = jax.jit(self._plan_fn)  # the layout is static: a new program
 
@@ -89,12 +90,13 @@ class PlannerAgent(DreamerAgent):
       if self._spec is None:
         raise RuntimeError("planner.cost_source 'obs': call attach(envs) before planning")
       p = self.params if params is None else params
-      model = model._replace(cost=obs_cost.make_obs_cost(self.wm, p['wm'], self._spec))
+      cost = obs_cost_fn(self.wm, self._spec, self.config, gradient=False)  # as imagined
+      model = model._replace(cost=lambda s: cost(p['wm'], self.wm.rssm.feat(s)))
     return model
 
   def _plan_fn(self, params, pstate, obs, key, multiplier, sample, episode_length):
     """Observe this step's observation, then plan for every environment."""
-    self.trace_counts['plan'] += 1  # runs only while tracing
+    self.own_traces['plan'] += 1  # runs only while tracing
     key, k_obs, k_plan = jax.random.split(key, 3)
     latent = self.observe_step(params, pstate, obs, k_obs)
     keys = jax.random.split(k_plan, obs['is_first'].shape[0])

@@ -123,9 +123,3 @@ def feat_cost(wm, spec: CoordsSpec, softness: float = 0.0,
       value = value + smooth - jax.lax.stop_gradient(smooth)
     return scale * value
   return cost
-
-
-def make_obs_cost(wm, wm_params, spec: CoordsSpec) -> Callable[[Any], jnp.ndarray]:
-  """state -> [N] cost of the decoded observation (a drop-in for `PlanModel.cost`)."""
-  cost = feat_cost(wm, spec)
-  return lambda state: cost(wm_params, wm.rssm.feat(state))
