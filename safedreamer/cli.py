@@ -387,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     # left as it was (re-run to resume from the newest checkpoint).
     from safedreamer.envs.parallel import EnvCrashError
     from safedreamer.run.checkpoint import CheckpointError
+    from safedreamer.run.nonfinite import NonFiniteError
     from safedreamer.run.train import DiskFullError
-    if not isinstance(e, (EnvCrashError, CheckpointError, DiskFullError)):
+    if not isinstance(e, (EnvCrashError, CheckpointError, DiskFullError, NonFiniteError)):
       raise
     print(f'safedreamer: error: {str(e).splitlines()[0]}', file=sys.stderr)
     return 1

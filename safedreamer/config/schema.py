@@ -225,7 +225,8 @@ class Planner(Section):
 
 class Jax(Section):
   platform: Literal['cpu', 'gpu', 'auto'] = 'cpu'
-  precision: Literal['float32', 'bfloat16'] = 'float32'
+  # JAX re-runs a computation that produced a NaN op by op and names the operation
+  # (slow); any run stops at the first update with a non-finite metric regardless
   debug_nans: bool = False
   # Data-parallel updates: each training batch is split across this many devices
   # (parameters replicated; agents/sharding.py). On the CPU the CLI asks XLA for as

@@ -1,5 +1,5 @@
 """JAX settings made before JAX compiles anything: host devices for `--jax.devices N`
-on the CPU, and the persistent compilation cache.
+on the CPU, `jax.debug_nans`, and the persistent compilation cache.
 
 The cache keeps XLA executables on disk, keyed by the computation, the compile
 options, the JAX/jaxlib version and the device, so the second start of the same
@@ -60,4 +60,7 @@ def configure(config, environ=os.environ) -> pathlib.Path | None:
   the compile cache. Returns the cache folder (None when off)."""
   if config.jax.platform == 'cpu' and config.jax.devices > 1:
     environ['XLA_FLAGS'] = with_host_devices(environ.get('XLA_FLAGS', ''), config.jax.devices)
+  if config.jax.debug_nans:   # JAX re-runs a computation that made a NaN op by op
+    import jax
+    jax.config.update('jax_debug_nans', True)
   return enable_compile_cache(cache_dir(config.jax.compile_cache, environ))

@@ -28,6 +28,7 @@ from safedreamer.run.checkpoint import Checkpointer
 from safedreamer.run.driver import Driver, run_episodes
 from safedreamer.run.lock import hold
 from safedreamer.run.logger import Logger
+from safedreamer.run.nonfinite import check_finite
 from safedreamer.run.progress import Progress
 from safedreamer.run.signals import StopRequest, ignoring_sigint
 
@@ -183,7 +184,9 @@ def _train(config, logdir: pathlib.Path, stop: StopRequest, opened: list) -> dic
       c['updates_due'] += per_step_updates
       while c['updates_due'] >= 1.0:
         batch = replay.sample(rcfg.batch_size, rcfg.batch_length)
-        for key, value in agent.train(batch).items():
+        metrics = agent.train(batch)
+        check_finite(metrics, c['step'])   # a NaN stops the run before it is saved
+        for key, value in metrics.items():
           sums[key].append(value)
         c['updates'] += 1
         c['updates_due'] -= 1.0
