@@ -39,6 +39,17 @@ def aggregate(runs: list[Run], key: str, spread: str = 'std', points: int = 500)
   return grid, mean, low, high
 
 
+def _steps_label(x: float, _pos=None) -> str:
+  """Tick labels in thousands of steps (250k), short enough for one narrow column."""
+  return f'{x / 1e6:g}M' if abs(x) >= 1e6 else (f'{x / 1e3:g}k' if x else '0')
+
+
+def _legend_columns(labels: list[str], tasks: int) -> int:
+  """As many legend columns as fit the figure's width (~4.2 in, ~45 characters, per task)."""
+  widest = max((len(label) for label in labels), default=1) + 4
+  return max(1, min(len(labels), 5, (45 * tasks) // widest))
+
+
 def _out_base(out: pathlib.Path) -> pathlib.Path:
   if out.suffix in ('.png', '.pdf'):
     return out.with_suffix('')
@@ -88,6 +99,7 @@ def plot_runs(run_dirs: Iterable[str | pathlib.Path], out: str | pathlib.Path,
       axes[1, col].axhline(limit, color='k', ls='--', lw=1.0, label=f'cost limit {limit:g}')
     axes[0, col].set_title(task, fontsize=10)
     axes[-1, col].set_xlabel('simulator steps')
+    axes[-1, col].xaxis.set_major_formatter(_steps_label)
     for row, (_, title) in enumerate(PANELS):
       ax = axes[row, col]
       ax.grid(alpha=0.3)
@@ -99,11 +111,11 @@ def plot_runs(run_dirs: Iterable[str | pathlib.Path], out: str | pathlib.Path,
   handles, labels = {}, {}
   for ax in axes.flat:
     for h, lab in zip(*ax.get_legend_handles_labels()):
-      key = lab.split(' (')[0]
+      key = lab.rsplit(' (', 1)[0]  # without the last ' (N seeds)'
       handles.setdefault(key, h)
       labels.setdefault(key, lab if key.startswith('cost limit') else key)
   fig.legend(list(handles.values()), list(labels.values()), loc='outside lower center',
-             ncols=max(1, min(len(handles), 2 * len(tasks), 5)), fontsize=9, frameon=False)
+             ncols=_legend_columns(list(labels.values()), len(tasks)), fontsize=9, frameon=False)
 
   base = _out_base(pathlib.Path(out))
   base.parent.mkdir(parents=True, exist_ok=True)
