@@ -8,7 +8,7 @@ from safedreamer.behavior import returns as ret
 
 
 def test_lambda_returns_three_steps_by_hand():
-  # r_1..r_3, V_0..V_3, c_1..c_3; gamma = lam = 0.5
+  # r_1..r_3, V_0..V_3, c_1..c_3; gamma = return_lambda = 0.5
   reward = jnp.array([1.0, 2.0, 3.0])
   value = jnp.array([10.0, 20.0, 30.0, 40.0])
   cont = jnp.array([1.0, 0.0, 1.0])
@@ -16,7 +16,7 @@ def test_lambda_returns_three_steps_by_hand():
   # R_2 = 3 + .5 * 1 * (.5 * 40 + .5 * 40) = 23
   # R_1 = 2 + .5 * 0 * (...)              = 2     (terminated after s_2)
   # R_0 = 1 + .5 * 1 * (.5 * 20 + .5 * 2)  = 6.5
-  out = ret.lambda_returns(reward, value, cont, gamma=0.5, lam=0.5)
+  out = ret.lambda_returns(reward, value, cont, gamma=0.5, return_lambda=0.5)
   np.testing.assert_allclose(out, [6.5, 2.0, 23.0])
   # batched along a second axis
   out = ret.lambda_returns(reward[:, None].repeat(2, 1), value[:, None].repeat(2, 1),
@@ -26,9 +26,9 @@ def test_lambda_returns_three_steps_by_hand():
 
 def test_lambda_returns_limits():
   r, v, c = jnp.array([1.0, 1.0]), jnp.array([0.0, 5.0, 7.0]), jnp.ones(2)
-  # lam = 0: one-step TD targets r + gamma V'
+  # return_lambda = 0: one-step TD targets r + gamma V'
   np.testing.assert_allclose(ret.lambda_returns(r, v, c, 0.9, 0.0), [1 + 4.5, 1 + 6.3], rtol=1e-6)
-  # lam = 1: Monte Carlo with a bootstrap at the end
+  # return_lambda = 1: Monte Carlo with a bootstrap at the end
   np.testing.assert_allclose(ret.lambda_returns(r, v, c, 0.9, 1.0), [1 + 0.9 * (1 + 6.3), 1 + 6.3],
                              rtol=1e-6)
 

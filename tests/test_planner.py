@@ -176,7 +176,7 @@ def test_lagrangian_ranks_safe_plans_by_cost_return():
 
 def test_actor_sequences_and_momentum():
   # Gaussian samples barely move (init_std tiny, mean 0); the actor always says +1.
-  # The actor sequences are the elites: mu = 0.1 * 0 + 0.9 * 1 everywhere.
+  # The actor sequences are the elites: mean = 0.1 * 0 + 0.9 * 1 everywhere.
   cfg = ccem.CCEMConfig(horizon=3, samples=8, elites=4, iterations=1, init_std=1e-3,
                         mixture=0.5, gamma=0.99, return_lambda=0.95)
   actor = lambda key, s: jnp.ones((s['x'].shape[0], 1))

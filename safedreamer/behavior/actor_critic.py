@@ -89,7 +89,7 @@ class Behavior:
     """Lambda-returns of `signal` bootstrapped with critic `name`, and its loss."""
     cfg, bins = self.cfg, self.wm.bins
     value = self.value(sg(params[name]), feat)            # grads reach feat only
-    rets = ret_fns.lambda_returns(signal, value, cont, cfg.gamma, cfg.lam)
+    rets = ret_fns.lambda_returns(signal, value, cont, cfg.gamma, cfg.return_lambda)
     logits = self.critic_logits(params[name], sg(feat))  # grads reach params only
     slow_mean = sg(self.value(slow[name], sg(feat)))
     # all H+1 states, the last with weight 0 (slicing the inputs would copy them)

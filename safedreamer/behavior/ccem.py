@@ -2,10 +2,10 @@
 
 SPEC 2.4 and the paper's Algorithm 1. At every agent step, for each environment:
 
-  mu <- warm_start(last mu, reset)   shift by one step (last row repeated); zeros at
+  mean <- warm_start(last mean, reset)  shift by one step (last row repeated); zeros at
                                      an episode start.  std <- init_std.
   repeat J times:
-    N Gaussian sequences clip(mu + std * eps, -1, 1), plus N_pi sequences of the
+    N Gaussian sequences clip(mean + std * eps, -1, 1), plus N_pi sequences of the
     reward-driven actor (rolled once per agent step and reused in every iteration,
     as the authors do; `model.step` is deterministic, so their scores do not
     change), all rolled H steps through the prior (`model.step`) and scored:
@@ -15,7 +15,7 @@ SPEC 2.4 and the paper's Algorithm 1. At every agent step, for each environment:
                                             length in agent steps)
       J_C  = cost lambda-return (cost-critic bootstrap; OSRP-Lag only)
     safe iff J_C' < b.  elites = `select_elites` (unsafe sequences are masked out).
-    mu <- momentum * mu + (1 - momentum) * mean(elites); std <- std(elites)
+    mean <- momentum * mean + (1 - momentum) * mean(elites); std <- std(elites)
   act with mu_1, or a sample of N(mu_1, std_1) (clipped) when `sample`.
 
 `plan` plans for one environment; `plan_batch` vmaps it over environments. Neither
@@ -69,7 +69,7 @@ class CCEMConfig:
     p, b = config.planner, config.behavior
     return cls(horizon=p.horizon, samples=p.samples, elites=p.elites,
                iterations=p.iterations, init_std=p.init_std, momentum=p.momentum,
-               mixture=p.mixture, gamma=b.gamma, return_lambda=b.lam,
+               mixture=p.mixture, gamma=b.gamma, return_lambda=b.return_lambda,
                lagrangian=config.method == 'osrp_lag')
 
 

@@ -4,7 +4,8 @@ Time axis first. For imagined states s_0..s_H with values V_0..V_H, rewards
 r_1..r_H (r_t is predicted for arriving at s_t) and continuation flags c_1..c_H:
 
   R_H = V_H
-  R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam) * V_{t+1} + lam * R_{t+1}),  t < H
+  R_t = r_{t+1} + gamma * c_{t+1} * ((1 - return_lambda) * V_{t+1} + return_lambda * R_{t+1}),
+        t < H
 
 Return normalisation tracks the 5th and 95th percentile of the returns with an
 EMA (no bias correction, both start at 0) and divides advantages by
@@ -16,14 +17,14 @@ import jax
 import jax.numpy as jnp
 
 
-def lambda_returns(reward, value, cont, gamma: float, lam: float):
+def lambda_returns(reward, value, cont, gamma: float, return_lambda: float):
   """reward [H, ...], value [H+1, ...], cont [H, ...] -> returns R_0..R_{H-1} [H, ...]."""
   disc = gamma * cont
-  interm = reward + disc * (1.0 - lam) * value[1:]
+  interm = reward + disc * (1.0 - return_lambda) * value[1:]
 
   def step(nxt, inp):
     interm_t, disc_t = inp
-    ret = interm_t + disc_t * lam * nxt
+    ret = interm_t + disc_t * return_lambda * nxt
     return ret, ret
 
   _, rets = jax.lax.scan(step, value[-1], (interm, disc), reverse=True)

@@ -101,7 +101,7 @@ class Model(Section):
 class Behavior(Section):
   horizon: PosInt = 15
   gamma: Fraction = 0.997
-  lam: Fraction = 0.95
+  return_lambda: Fraction = 0.95   # lambda of the lambda-returns
   layers: PosInt = 2                    # actor and critic MLP depth
   units: PosInt = 256
   actor_lr: PosFloat = 3e-5
@@ -274,6 +274,9 @@ class Config(Section):
     if self.replay.batch_length > self.replay.capacity:
       raise inconsistent('replay.batch_length', self.replay.batch_length,
                          f'at most replay.capacity = {self.replay.capacity}')
+    if self.replay.batch_size % self.jax.devices:  # data-parallel: B/N sequences per device
+      raise inconsistent('jax.devices', self.jax.devices,
+                         f'a divisor of replay.batch_size = {self.replay.batch_size}')
     if self.env.obs != 'coords':
       if self.planner.cost_source == 'obs' and self.method in ('osrp', 'osrp_lag'):
         raise inconsistent('planner.cost_source', 'obs', "'head' unless env.obs is 'coords'")
