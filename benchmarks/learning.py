@@ -1,21 +1,40 @@
-"""Learning curve of one training run, next to a random policy on the same task.
+"""Learning runs and the multi-seed protocol: training curves, 40-episode evaluations
+from fresh seeds, one table across seeds.
+
+One run (curve next to a random policy on the same task):
 
   python benchmarks/learning.py safetygym/SafetyPointGoal1-v0 --configs bsrp_lag small \
-      --steps 250000 [--seed 0] [--logdir DIR] [--eval_every 25000] [--eval_episodes 5]
+      --steps 300000 --seed 0 [--logdir DIR] [--eval_every 25000] [--eval_episodes 5]
 
-Trains (resuming if LOGDIR holds a checkpoint), evaluating every `eval_every`
-simulator steps without updates, then writes LOGDIR/curve.json and LOGDIR/curve.png
-(eval EpRet and EpCost against simulator steps, with the random policy's level and
-the cost limit) and prints the end points and the wall time.
+The protocol (several seeds, two at once on two cores, one XLA thread each):
+
+  python benchmarks/learning.py toy/hazard --configs bsrp_lag tiny toy --steps 30000 \
+      --seeds 0 1 2 --out DIR [--jobs 2] [--eval_seeds 1000 2000] [--final_episodes 20]
+
+Each seed trains in DIR/seed<N> (a child process of this script in one-run mode;
+re-running resumes or skips finished runs), then its final checkpoint plays
+`final_episodes` episodes from each evaluation seed (`safedreamer eval`, the policy's
+mode: 40 fresh episodes by default, seeds never used in training). DIR/protocol.json
+and DIR/protocol.md hold every seed's EpRet / EpCost / CostRate and its verdict
+against the cost limit, and mean +- std across seeds. On `toy/hazard` the returns are
+also given as a fraction of the zero-cost optimum (envs/toy.py `oracle_returns`).
+Decide seeds, steps and what counts as a pass before looking at the table, and
+report every seed run.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import time
 
 import numpy as np
+
+ONE_THREAD = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
 
 
 def random_policy_level(config, episodes: int) -> dict:
@@ -59,6 +78,108 @@ def write_curve(logdir: pathlib.Path, config, random_level: dict, wall: float) -
   return curve
 
 
+def safe_optimum(task: str) -> dict | None:
+  """The zero-cost and unconstrained optima of a task with a known answer."""
+  if task != 'toy/hazard':
+    return None
+  from safedreamer.envs.toy import oracle_returns
+  return oracle_returns()
+
+
+def _child_env() -> dict:
+  env = dict(os.environ)
+  if 'intra_op_parallelism_threads' not in env.get('XLA_FLAGS', ''):
+    env['XLA_FLAGS'] = f"{env.get('XLA_FLAGS', '')} {ONE_THREAD}".strip()
+  return env
+
+
+def _run(cmd: list[str], log: pathlib.Path) -> None:
+  log.parent.mkdir(parents=True, exist_ok=True)
+  with open(log, 'a') as f:
+    code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+  if code != 0:
+    raise RuntimeError(f"{' '.join(cmd[:4])}... exited {code}; see {log}")
+
+
+def protocol_seed(args, seed: int, out: pathlib.Path) -> dict:
+  """Train one seed (resuming), then evaluate its final checkpoint on every eval seed."""
+  run = out / f'seed{seed}'
+  cmd = [sys.executable, __file__, args.task, '--configs', *args.configs, '--steps',
+         str(args.steps), '--seed', str(seed), '--logdir', str(run), '--eval_episodes',
+         str(args.eval_episodes)]
+  if args.eval_every:
+    cmd += ['--eval_every', str(args.eval_every)]
+  for key, value in args.set:
+    cmd += ['--set', key, value]
+  _run(cmd, out / 'logs' / f'train_seed{seed}.log')
+  evals = []
+  for eval_seed in args.eval_seeds:
+    folder = run / f'eval_seed{eval_seed}'
+    if not (folder / 'eval.json').exists():
+      _run([sys.executable, '-m', 'safedreamer.cli', 'eval', '--logdir', str(run), '--episodes',
+            str(args.final_episodes), '--seed', str(eval_seed), '--out', str(folder)],
+           out / 'logs' / f'eval_seed{seed}_{eval_seed}.log')
+    evals.append(json.loads((folder / 'eval.json').read_text()))
+  from safedreamer.run.logger import read_metrics
+  rates = [r['episode/CostRate'] for r in read_metrics(run / 'metrics.jsonl')
+           if 'episode/CostRate' in r]
+  pooled = {k: [v for e in evals for v in e[k]['per_episode']] for k in ('EpRet', 'EpCost')}
+  return {'seed': seed, 'step': evals[0]['checkpoint_step'], 'episodes': len(pooled['EpRet']),
+          'EpRet': float(np.mean(pooled['EpRet'])), 'EpCost': float(np.mean(pooled['EpCost'])),
+          'CostRate': rates[-1] if rates else float('nan')}
+
+
+def summarize_protocol(rows: list[dict], cost_limit: float, optimum: dict | None) -> dict:
+  """Mean +- std across seeds and each seed's verdict (EpCost <= cost limit)."""
+  for row in rows:
+    row['meets_limit'] = bool(row['EpCost'] <= cost_limit)
+    if optimum:
+      row['frac_safe_optimum'] = row['EpRet'] / optimum['safe']['EpRet']
+  keys = ['EpRet', 'EpCost', 'CostRate'] + (['frac_safe_optimum'] if optimum else [])
+  stats = {k: {'mean': float(np.mean([r[k] for r in rows])),
+               'std': float(np.std([r[k] for r in rows]))} for k in keys}
+  return {'cost_limit': cost_limit, 'optimum': optimum, 'seeds': rows, 'across_seeds': stats,
+          'all_meet_limit': all(r['meets_limit'] for r in rows)}
+
+
+def protocol_markdown(result: dict, title: str) -> str:
+  optimum = result['optimum']
+  keys = ['EpRet', 'EpCost', 'CostRate'] + (['frac_safe_optimum'] if optimum else [])
+  lines = [f'### {title}', '', '| seed | step | episodes | ' + ' | '.join(keys) + ' | verdict |',
+           '|' + ' --- |' * (len(keys) + 4)]
+  for r in result['seeds']:
+    verdict = 'under the limit' if r['meets_limit'] else 'over the limit'
+    lines.append(f"| {r['seed']} | {r['step']} | {r['episodes']} | "
+                 + ' | '.join(f'{r[k]:.3g}' for k in keys) + f' | {verdict} |')
+  stats = result['across_seeds']
+  lines.append('| mean ± std | | | ' + ' | '.join(
+      f"{stats[k]['mean']:.3g} ± {stats[k]['std']:.2g}" for k in keys) + ' | |')
+  lines += ['', f"Cost limit {result['cost_limit']:g}."]
+  if optimum:
+    lines[-1] += (f" Zero-cost optimum EpRet {optimum['safe']['EpRet']:.2f}; unconstrained "
+                  f"{optimum['unconstrained']['EpRet']:.2f} at cost "
+                  f"{optimum['unconstrained']['EpCost']:.1f} (scripted oracles).")
+  return '\n'.join(lines) + '\n'
+
+
+def run_protocol(args) -> dict:
+  from safedreamer.config.load import load_config
+  config = load_config(args.configs, {'task': args.task, **dict(args.set)})
+  out = pathlib.Path(args.out)
+  start = time.time()
+  with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+    futures = [pool.submit(protocol_seed, args, seed, out) for seed in args.seeds]
+    rows = [f.result() for f in futures]
+  result = summarize_protocol(rows, config.cost_limit, safe_optimum(args.task))
+  result.update(task=args.task, configs=args.configs, steps=args.steps, sets=args.set,
+                eval_seeds=args.eval_seeds, wall_seconds=round(time.time() - start, 1))
+  (out / 'protocol.json').write_text(json.dumps(result, indent=1))
+  title = f"{args.task}, {' '.join(args.configs)}, {args.steps} steps"
+  (out / 'protocol.md').write_text(protocol_markdown(result, title))
+  print((out / 'protocol.md').read_text())
+  return result
+
+
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('task')
@@ -70,7 +191,18 @@ def main(argv=None) -> dict:
   parser.add_argument('--eval_episodes', type=int, default=5)
   parser.add_argument('--set', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                       help='extra config overrides')
+  parser.add_argument('--seeds', type=int, nargs='+', default=None,
+                      help='the multi-seed protocol over these training seeds (needs --out)')
+  parser.add_argument('--out', default=None, help='protocol folder: seed<N>/ runs, protocol.md')
+  parser.add_argument('--jobs', type=int, default=2, help='seeds trained at once')
+  parser.add_argument('--eval_seeds', type=int, nargs='+', default=[1000, 2000])
+  parser.add_argument('--final_episodes', type=int, default=20,
+                      help='episodes per evaluation seed on the final checkpoint')
   args = parser.parse_args(argv)
+  if args.seeds is not None:
+    if not args.out:
+      parser.error('--seeds needs --out DIR')
+    return run_protocol(args)
   from safedreamer.config.load import load_config
   from safedreamer.run.train import train
   overrides = {'task': args.task, 'seed': args.seed, 'run.steps': args.steps,
@@ -83,9 +215,12 @@ def main(argv=None) -> dict:
   train(config, logdir)
   wall = time.time() - start
   curve = write_curve(logdir, config, random_policy_level(config, args.eval_episodes), wall)
+  optimum = safe_optimum(args.task)
   print(json.dumps({'task': args.task, 'configs': args.configs, 'steps': args.steps,
                     'wall_seconds': round(wall, 1), 'final_EpRet': curve['EpRet'][-1:],
-                    'final_EpCost': curve['EpCost'][-1:], 'random': curve['random']}))
+                    'final_EpCost': curve['EpCost'][-1:], 'random': curve['random'],
+                    **({'frac_safe_optimum': [r / optimum['safe']['EpRet']
+                                              for r in curve['EpRet'][-1:]]} if optimum else {})}))
   return curve
 
 

@@ -53,6 +53,26 @@ def test_shortcut_pays_more_return_and_cost_than_detour():
     assert ret_d > 10
 
 
+def test_oracle_returns_unconstrained_by_hand_and_safe_optimum():
+  """Straight at full speed, every step gains 0.1 of progress: 100 x 0.1 + 5 arrivals
+  = 15 exactly. The edge-hugging detour is the best zero-cost return (~13.07): it
+  beats every detour with a margin, and never enters the hazard."""
+  oracle = toy.oracle_returns(episodes=10)
+  np.testing.assert_allclose(oracle['unconstrained']['EpRet'], 15.0, atol=1e-4)
+  assert oracle['unconstrained']['EpCost'] > 40
+  safe = oracle['safe']
+  assert safe['EpCost'] == 0.0 and 13.0 < safe['EpRet'] < 13.15
+  for margin in (0.005, 0.05):
+    rets = [run(ToyHazard(), lambda e: scripted_policy(e, True, margin), seed)[0]
+            for seed in range(10)]
+    assert np.mean(rets) < safe['EpRet']
+  # the shortest path around the disc (tangent, arc, tangent) between two spots 2 apart
+  # with the hazard (radius 0.5) midway is 2 sqrt(0.75) + 0.5 pi / 3 = 2.256, 12.8%
+  # longer than 2: the safe optimum pays about that share of its 10 units of progress
+  geodesic = 2 * np.sqrt(0.75) + 0.5 * np.pi / 3
+  assert abs((15.0 - safe['EpRet']) - 10 * (1 - 2 / geodesic) - 1.0) < 0.3
+
+
 def test_truncation_not_termination():
   env = ToyHazard(seed=1)
   _, _, steps = run(env, lambda e: np.zeros(2), None)

@@ -13,10 +13,13 @@ A round hazard of radius HAZARD_RADIUS sits in the middle, on the straight line
 between the spots. Each step that ends inside it costs 1.
 
 Reward per step = (previous distance to goal - new distance) + bonus on arrival.
-Going straight through the hazard: ~5 arrivals, return ~15, cost ~50 per episode.
-Going around it: ~4 arrivals, return ~12.5, cost 0. So an unconstrained learner
-prefers the shortcut, and a constrained one (cost limit e.g. 2) can reach zero cost
-with a clearly positive return. `scripted_policy` implements both for tests.
+Going straight through the hazard: every step makes 0.1 of progress, so the return
+is exactly 100 x 0.1 + 5 arrivals = 15, at a cost of ~51 per episode; nothing can do
+better. Around it, hugging the hazard's edge: return ~13.07, cost 0, the best a
+zero-cost policy can do up to the 0.1-step discretisation (the shortest path around a
+disc: tangent, arc, tangent). So an unconstrained learner prefers the shortcut, and
+a constrained one (cost limit e.g. 2) can reach zero cost with a clearly positive
+return. `scripted_policy` implements both; `oracle_returns` measures them.
 
 Observation 'vector' (float32, 8): goal - pos (2), hazard - pos (2), velocity (2),
 pos (2). Everything is decided by the seed: `reset(seed)` reseeds, `reset()`
@@ -153,3 +156,26 @@ def scripted_policy(env: ToyHazard, detour: bool, margin: float = 0.1) -> np.nda
       tx, ty = math.cos(base), math.sin(base)
   norm = max(math.hypot(tx, ty), 1e-9)
   return np.array((tx / norm, ty / norm), np.float32)
+
+
+def oracle_returns(episodes: int = 40, seed: int = 0) -> dict[str, dict[str, float]]:
+  """Mean EpRet / EpCost of the scripted oracles over `episodes` seeded episodes:
+  'unconstrained' goes straight (the optimum: 15), 'safe' goes around the hazard on
+  its edge (margin 0: cost is charged strictly inside the radius), the zero-cost
+  optimum up to the discretisation (~13.07)."""
+  out = {}
+  for name, detour in (('unconstrained', False), ('safe', True)):
+    rets, costs = [], []
+    for i in range(episodes):
+      env = ToyHazard()
+      env.reset(seed=seed + i)
+      ret = cost = 0.0
+      while True:
+        step = env.step(scripted_policy(env, detour, margin=0.0))
+        ret, cost = ret + float(step['reward']), cost + float(step['cost'])
+        if step['is_last']:
+          break
+      rets.append(ret)
+      costs.append(cost)
+    out[name] = {'EpRet': float(np.mean(rets)), 'EpCost': float(np.mean(costs))}
+  return out
