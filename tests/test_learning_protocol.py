@@ -1,0 +1,53 @@
+"""benchmarks/learning.py's multi-seed protocol: the table by hand, and (slow) the whole
+protocol end to end on toy/hazard in child processes."""
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+
+_PATH = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'learning.py'
+_spec = importlib.util.spec_from_file_location('learning', _PATH)
+learning = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(learning)
+
+OPTIMUM = {'safe': {'EpRet': 12.0, 'EpCost': 0.0}, 'unconstrained': {'EpRet': 15.0, 'EpCost': 50.0}}
+
+
+def test_protocol_summary_by_hand():
+  rows = [{'seed': 0, 'step': 100, 'episodes': 40, 'EpRet': 9.0, 'EpCost': 1.0, 'CostRate': 0.1},
+          {'seed': 1, 'step': 100, 'episodes': 40, 'EpRet': 12.0, 'EpCost': 3.0, 'CostRate': 0.3}]
+  out = learning.summarize_protocol(rows, cost_limit=2.0, optimum=OPTIMUM)
+  assert [r['meets_limit'] for r in out['seeds']] == [True, False]
+  assert not out['all_meet_limit']
+  assert out['across_seeds']['EpRet'] == {'mean': 10.5, 'std': 1.5}
+  assert out['across_seeds']['EpCost'] == {'mean': 2.0, 'std': 1.0}
+  assert out['across_seeds']['frac_safe_optimum']['mean'] == pytest.approx(0.875)
+  table = learning.protocol_markdown(out, 'toy')
+  assert '| 0 | 100 | 40 | 9 | 1 | 0.1 | 0.75 | under the limit |' in table
+  assert '| 1 | 100 | 40 | 12 | 3 | 0.3 | 1 | over the limit |' in table
+  assert '| mean ± std | | | 10.5 ± 1.5 | 2 ± 1 |' in table
+  at_limit = learning.summarize_protocol([dict(rows[0], EpCost=2.0)], 2.0, None)
+  assert at_limit['all_meet_limit'] and 'frac_safe_optimum' not in at_limit['across_seeds']
+
+
+@pytest.mark.slow
+def test_protocol_end_to_end_on_toy(tmp_path):
+  out = tmp_path / 'protocol'
+  result = learning.main(['toy/hazard', '--configs', 'random', 'tiny', 'toy', '--steps', '300',
+                          '--seeds', '0', '1', '--out', str(out), '--final_episodes', '2',
+                          '--set', 'run.progress', 'false'])
+  assert [r['seed'] for r in result['seeds']] == [0, 1]
+  assert all(r['episodes'] == 4 and r['step'] >= 300 for r in result['seeds'])
+  saved = json.loads((out / 'protocol.json').read_text())
+  assert saved['eval_seeds'] == [1000, 2000] and (out / 'protocol.md').exists()
+  for seed in (0, 1):
+    evals = [json.loads((out / f'seed{seed}' / f'eval_seed{s}' / 'eval.json').read_text())
+             for s in (1000, 2000)]
+    assert [e['seed'] for e in evals] == [1000, 2000]
+  # re-running finds every run complete and every evaluation written: the same table
+  again = learning.main(['toy/hazard', '--configs', 'random', 'tiny', 'toy', '--steps', '300',
+                         '--seeds', '0', '1', '--out', str(out), '--final_episodes', '2',
+                         '--set', 'run.progress', 'false'])
+  assert again['seeds'] == result['seeds']
