@@ -57,7 +57,8 @@ def test_unwritable_cache_folder_runs_without_it(tmp_path):
 
 def test_host_devices_flag():
   assert jax_setup.with_host_devices('', 1) == ''
-  assert jax_setup.with_host_devices('--a=1', 2) == '--a=1 --xla_force_host_platform_device_count=2'
+  assert jax_setup.with_host_devices('--a=1 b=2', 2) == (
+      '--xla_force_host_platform_device_count=2 --a=1 b=2')
   kept = '--xla_force_host_platform_device_count=4'
   assert jax_setup.with_host_devices(kept, 2) == kept
 

@@ -54,7 +54,7 @@ def test_trials_folders_and_arguments(tmp_path):
 def test_trial_env_threads_and_gpu_share():
   env = spec.trial_env(spec.Resources(cpus=1, gpus=0.25), {'XLA_FLAGS': '--xla_foo=1'})
   assert env['NPROC'] == '1' and env['OMP_NUM_THREADS'] == '1'
-  assert env['XLA_FLAGS'] == '--xla_foo=1 --xla_cpu_multi_thread_eigen=false'
+  assert env['XLA_FLAGS'] == '--xla_cpu_multi_thread_eigen=false --xla_foo=1'
   assert 0.2 < float(env['XLA_PYTHON_CLIENT_MEM_FRACTION']) < 0.25
   env = spec.trial_env(spec.Resources(cpus=4, gpus=1), {})
   assert env['NPROC'] == '4' and 'XLA_FLAGS' not in env

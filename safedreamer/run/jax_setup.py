@@ -32,10 +32,12 @@ def cache_dir(setting: str = '', environ=os.environ) -> pathlib.Path | None:
 
 
 def with_host_devices(xla_flags: str, devices: int) -> str:
-  """XLA_FLAGS asking the CPU backend for `devices` devices (kept if already asked)."""
+  """XLA_FLAGS asking the CPU backend for `devices` devices (kept if already asked).
+  Put first: XLA stops reading flags at a word without '--' (such as the common
+  'intra_op_parallelism_threads=1')."""
   if devices <= 1 or HOST_DEVICES_FLAG in xla_flags:
     return xla_flags
-  return f'{xla_flags} {HOST_DEVICES_FLAG}={devices}'.strip()
+  return f'{HOST_DEVICES_FLAG}={devices} {xla_flags}'.strip()
 
 
 def enable_compile_cache(path: pathlib.Path | None) -> pathlib.Path | None:
@@ -60,6 +62,9 @@ def configure(config, environ=os.environ) -> pathlib.Path | None:
   the compile cache. Returns the cache folder (None when off)."""
   if config.jax.platform == 'cpu' and config.jax.devices > 1:
     environ['XLA_FLAGS'] = with_host_devices(environ.get('XLA_FLAGS', ''), config.jax.devices)
+  if config.jax.devices > 1:  # too few devices: one line, exit 2, before anything is written
+    from safedreamer.agents.sharding import make_mesh
+    make_mesh(config.jax.devices)
   if config.jax.debug_nans:   # JAX re-runs a computation that made a NaN op by op
     import jax
     jax.config.update('jax_debug_nans', True)

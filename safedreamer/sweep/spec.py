@@ -186,7 +186,8 @@ def trial_env(resources: Resources, environ: Mapping[str, str]) -> dict[str, str
   env = {'NPROC': str(threads), 'OMP_NUM_THREADS': str(threads),
          'OPENBLAS_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
   if threads == 1 and 'xla_cpu_multi_thread_eigen' not in environ.get('XLA_FLAGS', ''):
-    env['XLA_FLAGS'] = f"{environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+    # First: XLA stops reading flags at a word without '--'.
+    env['XLA_FLAGS'] = f"--xla_cpu_multi_thread_eigen=false {environ.get('XLA_FLAGS', '')}".strip()
   if 0 < resources.gpus < 1:
     # A little under the share: CUDA's own context memory lives outside JAX's pool.
     env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{resources.gpus * 0.95:.3f}'
