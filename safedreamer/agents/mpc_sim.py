@@ -13,6 +13,11 @@ factory, action repeat included) and never reset, so the real environment's stat
 never touched: planning only reads a snapshot of it. This works the same whether the
 EnvBatch runs its environments in this process or in subprocesses.
 
+Scoring: where the copy is a Safety-Gymnasium task that envs/sim_rollout.py covers
+(SafetyPointGoal1 and other hazard-only navigation tasks), all samples of an
+iteration are rolled at once in MuJoCo's threaded batched rollout, with the same
+returns and costs as stepping the copy; elsewhere the copy is stepped per sample.
+
 Why a copy and not the real env restored in place: in-place planning would mutate
 the real env through 13,500 remote calls per action and rely on every wrapper's
 state being in the snapshot. The price of the copy is Safety-Gymnasium's world
@@ -43,6 +48,7 @@ import numpy as np
 from safedreamer.agents.base import Agent, rng_from_array, rng_to_array
 from safedreamer.behavior import mpc_sim
 from safedreamer.behavior.ccem import PlanStats
+from safedreamer.envs.sim_rollout import BatchedScorer
 
 
 class MPCSimAgent(Agent):
@@ -57,7 +63,8 @@ class MPCSimAgent(Agent):
     self.episode_length = math.ceil(config.env.episode_length / config.env.action_repeat)
     self.stats = PlanStats()
     self.envs = None
-    # EnvBatch -> {index: (crash count when built, simulator copy)}
+    self.batched = True   # score with envs/sim_rollout.py where it covers the task
+    # EnvBatch -> {index: (crash count when built, simulator copy, batched scorer or None)}
     self._copies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
   def attach(self, envs) -> None:
@@ -65,14 +72,16 @@ class MPCSimAgent(Agent):
     self.episode_length = int(envs.episode_length)
 
   def _copy(self, i: int):
-    """The simulator copy that mirrors env i of the attached EnvBatch."""
+    """(simulator copy, batched scorer or None) that mirror env i of the attached
+    EnvBatch."""
     copies = self._copies.setdefault(self.envs, {})
     crashes = int(np.asarray(getattr(self.envs, 'crashed', np.zeros(i + 1)))[i])
     if i not in copies or copies[i][0] != crashes:
       if i in copies:
-        copies[i][1].close()
-      copies[i] = (crashes, self.factory())
-    return copies[i][1]
+        self._close(copies[i])
+      sim = self.factory()
+      copies[i] = (crashes, sim, BatchedScorer.for_env(sim) if self.batched else None)
+    return copies[i][1], copies[i][2]
 
   def init_policy_state(self, num_envs: int) -> Any:
     return {'mean': np.zeros((num_envs, self.cfg.horizon, self.act_dim), np.float32)}
@@ -92,9 +101,10 @@ class MPCSimAgent(Agent):
       if is_last[i]:
         continue
       snapshot = self.envs.call(i, 'get_state')
+      sim, scorer = self._copy(i)
       actions[i], means[i], metrics = mpc_sim.plan_in_sim(
-          self._copy(i), means[i], bool(is_first[i]), self.rng, self.cfg,
-          self.config.cost_limit, self.episode_length, sample, state=snapshot)
+          sim, means[i], bool(is_first[i]), self.rng, self.cfg,
+          self.config.cost_limit, self.episode_length, sample, state=snapshot, scorer=scorer)
       self.stats.add(metrics, mode)
     return actions, {'mean': means}
 
@@ -114,6 +124,13 @@ class MPCSimAgent(Agent):
   def close(self) -> None:
     """Close the simulator copies."""
     for copies in list(self._copies.values()):
-      for _, sim in copies.values():
-        sim.close()
+      for entry in copies.values():
+        self._close(entry)
     self._copies.clear()
+
+  @staticmethod
+  def _close(entry) -> None:
+    _, sim, scorer = entry
+    if scorer is not None:
+      scorer.close()
+    sim.close()
