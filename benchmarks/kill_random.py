@@ -113,29 +113,37 @@ def main():
                       help='budget in simulator steps (default 2000, 30000 with --method random)')
   parser.add_argument('--kills', type=int, default=2, help='SIGKILLs per trial (at most)')
   parser.add_argument('--max-kill-s', type=float, default=None,
-                      help='latest kill moment (default: 40 s, 6 s with --method random)')
+                      help='latest kill moment (default: 0.9 x the duration of one unkilled '
+                      'run, timed first)')
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--workdir', default=None, help='default: a temporary folder, removed')
   args = parser.parse_args()
-  fast = args.method == 'random'
-  max_kill = args.max_kill_s or (6.0 if fast else 40.0)
-  args.steps = args.steps or (30000 if fast else 2000)
+  args.steps = args.steps or (30000 if args.method == 'random' else 2000)
   work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix='kill_random_'))
+  max_kill = args.max_kill_s
+  if max_kill is None:  # time one unkilled run, so that kills land anywhere in a run
+    start = time.time()
+    subprocess.run(command(work / 'timing', args.method, args.steps), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    max_kill = round(0.9 * (time.time() - start), 1)
+    shutil.rmtree(work / 'timing', ignore_errors=True)
   rng = random.Random(args.seed)
   print(f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, '
         f'{platform.node()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; '
         f'{args.trials} trials of {args.method} tiny on toy/hazard, {args.steps} steps, '
-        f'up to {args.kills} SIGKILLs in [0.2, {max_kill}] s', flush=True)
-  passed, start = 0, time.time()
+        f"up to {args.kills} SIGKILLs in [0.2, {max_kill}] s", flush=True)
+  passed = killed = 0
+  start = time.time()
   for i in range(args.trials):
     logdir = work / f'trial{i:03d}'
     ok, summary = trial(logdir, args.method, args.steps, args.kills, max_kill, rng)
     passed += ok
+    killed += 'finished first' not in summary
     print(f'trial {i}: {"PASS" if ok else "FAIL"} {summary}', flush=True)
     if ok:
       shutil.rmtree(logdir, ignore_errors=True)
-  print(f'passed {passed}/{args.trials} in {time.time() - start:.0f} s '
-        f'(load {os.getloadavg()[0]:.1f})')
+  print(f'passed {passed}/{args.trials} ({killed} of them killed at least once) in '
+        f'{time.time() - start:.0f} s (load {os.getloadavg()[0]:.1f})')
   if args.workdir is None and passed == args.trials:
     shutil.rmtree(work, ignore_errors=True)
   return 0 if passed == args.trials else 1
