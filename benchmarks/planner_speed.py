@@ -30,6 +30,16 @@ every imagined step).
   .venv/bin/python benchmarks/planner_speed.py                      # everything
   .venv/bin/python benchmarks/planner_speed.py --sizes small --planners cpu --reps 2
   .venv/bin/python benchmarks/planner_speed.py --sizes small --planners cpu --cost-source obs
+
+MPC:sim (`--mpc-sim`): seconds per action of the `mpc_sim` preset (150 x 15 x 6,
+action repeat 4) on SafetyPointGoal1, planned from snapshots of a real episode:
+`before` steps the simulator copy per sample in Python (`mpc_sim.rollout`), `after`
+scores each iteration's samples in MuJoCo's batched rollout (envs/sim_rollout.py).
+Both plan the same actions (checked here on every planned step). Also printed: the
+CPU time of one MuJoCo step in the rollout, and so the floor of the physics alone
+(540,000 mj_steps per action: 150 x 15 x 6 agent steps x 4 repeats x 10 frameskip).
+
+  .venv/bin/python benchmarks/planner_speed.py --mpc-sim --steps 5 --before-steps 1
 """
 from __future__ import annotations
 
@@ -164,6 +174,51 @@ def loop_counted_once(agent, cfg):
   return out
 
 
+def mpc_sim_speed(steps: int, before_steps: int, seed: int) -> None:
+  """MPC:sim seconds per action before (Python stepping) and after (batched rollout)."""
+  from safedreamer.behavior import mpc_sim
+  from safedreamer.envs.registry import env_factory
+  from safedreamer.envs.sim_rollout import BatchedScorer
+  task = 'safetygym/SafetyPointGoal1-v0'
+  config = load_config(['mpc_sim'], {'task': task})
+  cfg = mpc_sim.SimPlannerConfig.from_config(config)
+  real, sim = env_factory(task, config, seed)(), env_factory(task, config, seed + 999)()
+  scorer = BatchedScorer.for_env(sim)
+  real.reset(seed=seed)
+  sim.reset()
+  substeps = cfg.samples * cfg.horizon * cfg.iterations * config.env.action_repeat * 10
+  print(f'MPC:sim on {task}: {cfg.samples} x {cfg.horizon} x {cfg.iterations}, action repeat '
+        f'{config.env.action_repeat}, {scorer.threads} rollout threads, {os.cpu_count()} cpus, '
+        f'load average {os.getloadavg()[0]:.1f}')
+  mean, times = np.zeros((cfg.horizon, real.act_dim), np.float32), {'before': [], 'after': []}
+  cpu = []
+  for t in range(steps):
+    state = real.get_state()
+    out = {}
+    for name in (['after', 'before'] if t < before_steps else ['after']):
+      start, cpu0 = time.perf_counter(), time.process_time()
+      out[name] = mpc_sim.plan_in_sim(
+          sim, mean, t == 0, np.random.default_rng([seed, t]), cfg, config.cost_limit,
+          real.episode_length, state=state, scorer=scorer if name == 'after' else None)
+      times[name].append(time.perf_counter() - start)
+      if name == 'after':
+        cpu.append(time.process_time() - cpu0)
+    if 'before' in out:
+      assert np.array_equal(out['before'][0], out['after'][0]), 'the two planned differently'
+    action, mean, _ = out['after']
+    step = real.step(action)
+    print(f"  step {t}: after {times['after'][-1]:.2f} s" + (
+        f", before {times['before'][-1]:.2f} s (same action)" if 'before' in out else '')
+        + f", reward {float(step['reward']):.3f}, cost {float(step['cost']):.0f}", flush=True)
+  after, before = np.median(times['after']), np.median(times['before'] or [np.nan])
+  per_step = np.median(cpu) / substeps
+  print(f"MPC:sim s/action: before {before:.2f} (median of {len(times['before'])}), after "
+        f"{after:.2f} (median of {steps}; min {min(times['after']):.2f}), "
+        f'{before / after:.1f}x; CPU per mj_step {per_step * 1e6:.1f} us, so the physics alone '
+        f'needs {per_step * substeps / scorer.threads:.2f} s per action on {scorer.threads} '
+        f'threads; load average {os.getloadavg()[0]:.1f}')
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--sizes', nargs='+', default=['small', 'paper'])
@@ -172,7 +227,15 @@ def main():
   parser.add_argument('--batch', type=int, default=8)
   parser.add_argument('--reps', type=int, default=3)
   parser.add_argument('--cost-source', default='head', choices=['head', 'obs'])
+  parser.add_argument('--mpc-sim', action='store_true', help='MPC:sim before/after instead')
+  parser.add_argument('--steps', type=int, default=5, help='MPC:sim: actions planned')
+  parser.add_argument('--before-steps', type=int, default=1,
+                      help='MPC:sim: of which also planned the old way (slow)')
+  parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
+  if args.mpc_sim:
+    mpc_sim_speed(args.steps, args.before_steps, args.seed)
+    return
 
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cpus, '
         f'method {args.method}, cost source {args.cost_source}, '
