@@ -252,7 +252,9 @@ class Logger(Section):
 
 
 class Config(Section):
-  seed: int = Field(0, ge=0, le=2**31 - 1)
+  # Environment seeds are seed * 10_000 + 100 * resumes + env index, and Safety-Gymnasium
+  # takes seeds below 2**32.
+  seed: int = Field(0, ge=0, le=400_000)
   task: str = 'safetygym/SafetyPointGoal1-v0'
   method: Literal['random', 'dreamerv3', 'bsrp_lag', 'osrp', 'osrp_lag', 'mpc_sim'] = 'bsrp_lag'
   cost_limit: NonNegFloat = 2.0
