@@ -175,3 +175,18 @@ def test_a_full_disk_stops_the_run_and_loses_nothing(site, tmp_path, monkeypatch
   replay = Replay(tmp_path / 'replay', capacity=20000, chunk=128)
   replay.load(Checkpointer(tmp_path / 'checkpoints').restore_latest()[2]['replay'])
   assert replay.stats()['steps'] >= 2000 - 128
+
+
+def test_a_second_signal_stops_at_once():
+  from safedreamer.run.signals import StopRequest, exit_status
+  stop = StopRequest().install()
+  try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.signum == signal.SIGTERM          # the first only asks
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(1)                               # (the handler runs here)
+  finally:
+    stop.restore()
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert exit_status(signal.SIGINT) == 130 and exit_status(signal.SIGTERM) == 143
