@@ -10,9 +10,9 @@ a small run folder (metrics.jsonl with the eval curve, config.yaml, eval/eval.js
 with the final evaluation) in a temporary directory, so the tables and curves are
 exactly what `safedreamer table` and `safedreamer plot` make of runs: one table per
 task ranked by the paper's rule (report/table.py), one curve figure per task
-(report/plot.py). Per task, benchmarks/runs/<task>/published.md (figures from
-papers, labelled as such) follows the table; benchmarks/runs/speed.md is the speed
-section. Nothing else goes in: edit those files, not docs/results.md.
+(report/plot.py). benchmarks/runs/findings.md opens the page; per task,
+benchmarks/runs/<task>/published.md (figures from papers, labelled as such) follows
+the table; benchmarks/runs/speed.md is the speed section. Nothing else goes in: edit those files, not docs/results.md.
 """
 from __future__ import annotations
 
@@ -129,6 +129,9 @@ def render(summaries: list[dict], runs: pathlib.Path, docs: pathlib.Path,
   slug = summarize_run.slug
   names = {s['name'].replace('/', '-'): s['name'] for s in summaries}
   lines = [HEADER]
+  findings = runs / 'findings.md'
+  if findings.is_file():
+    lines.append(findings.read_text(encoding='utf-8').strip() + '\n')
   if any(PRE_FIX in s['name'] for s in summaries):
     lines.append(f'Rows marked "{PRE_FIX.strip()}" ran before the issue-21 fixes to the agents; '
                  'the code each ran on is named below its table.\n')
