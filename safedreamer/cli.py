@@ -197,7 +197,11 @@ def cmd_sweep(args) -> int:
       raise UsageError(str(e)) from None
   from safedreamer.sweep import engine
   print(f'sweep: {len(trials)} trials in {sweep.out} ({spec.write_spec(sweep)})')
-  results = engine.run(sweep, trials, {n: c.run.steps for n, c in configs.items()})
+  try:
+    results = engine.run(sweep, trials, {n: c.run.steps for n, c in configs.items()})
+  except engine.ClusterError as e:
+    print(f'safedreamer: error: {e}', file=sys.stderr)
+    return 1
   failed = {n: r for n, r in results.items() if r.startswith('failed')}
   for name, result in failed.items():
     print(f'{name}: {result}', file=sys.stderr)

@@ -83,15 +83,29 @@ def run_trial(train_args: list[str], resources: Resources, logdir: str) -> dict:
   raise TrialFailed(f'{logdir}: train exited with status {rc}: {" ".join(tail)}')
 
 
+class ClusterError(RuntimeError):
+  """The Ray cluster at --address could not be joined (one line, exit 1)."""
+
+
 def init_ray(address: str | None):
   """Join the cluster at `address` ('auto' or HOST:PORT), or start an embedded one
   sized to this machine."""
+  token = pathlib.Path.home() / '.ray' / 'auth_token'
+  if address and 'RAY_AUTH_MODE' not in os.environ and (
+      token.exists() or 'RAY_AUTH_TOKEN' in os.environ):
+    # `ray start` enables token authentication when a token exists, but a driver that
+    # joins sends the token only with RAY_AUTH_MODE=token (read when Ray is imported).
+    os.environ['RAY_AUTH_MODE'] = 'token'
   import ray
   quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
-  if address:
-    ray.init(address=address, **quiet)
-  else:
+  if not address:
     ray.init(include_dashboard=False, **quiet)
+    return ray
+  try:
+    ray.init(address=address, **quiet)
+  except (ConnectionError, RuntimeError) as e:
+    raise ClusterError(f'cannot join the Ray cluster at {address}: {_error_line(e)} '
+                       '(is `ray start` running there?)') from None
   return ray
 
 
