@@ -174,3 +174,15 @@ def test_board_rows(tmp_path):
   (trial.logdir / '.sweep.json').write_text('{"state": "running", "starts": 2}')
   assert board.rows() == [(trial.name, 'running', '2', '200/1000', '1.25', '3.0', '42.0')]
   assert 'running' in board.text()
+
+
+@pytest.mark.slow  # another Ray start (~5-20 s)
+def test_more_cpus_per_trial_than_the_cluster_has_is_one_line(tmp_path):
+  out = tmp_path / 'sweep'
+  done = subprocess.run(SWEEP + ['--tasks', 'toy/hazard', '--methods', 'random tiny',
+                                 '--seeds', '0', '--cpus-per-trial', '4096', '--out', str(out)],
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1].startswith(
+      'safedreamer: error: each trial asks for 4096 CPUs but the Ray cluster has'), done.stderr
+  assert not (out / 'toy_hazard' / 'random-tiny' / 'seed0' / 'metrics.jsonl').exists()

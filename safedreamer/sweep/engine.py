@@ -131,9 +131,14 @@ def run(sweep: Sweep, trials: list[Trial], totals: dict[str, int], poll: float =
   if todo:
     started = time.time()
     ray = init_ray(sweep.address)
+    have = ray.cluster_resources()
     log.info('ray cluster up in %.1f s: %s', time.time() - started,
-             {k: v for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU')})
+             {k: v for k, v in have.items() if k in ('CPU', 'GPU')})
     try:
+      for name, need in (('CPU', sweep.resources.cpus), ('GPU', sweep.resources.gpus)):
+        if need > have.get(name, 0):  # Ray would wait for them forever
+          raise ClusterError(f'each trial asks for {need:g} {name}s but the Ray cluster has '
+                             f'{have.get(name, 0):g}')
       results |= _schedule(ray, sweep, todo, board, poll, live)
     finally:
       ray.shutdown()
