@@ -170,10 +170,17 @@ class BatchedScorer:
     placed. Returns the sequence's last simulator step (`end` if not cut short)."""
     from safety_gymnasium.utils.common_utils import ResamplingError  # pylint: disable=import-outside-toplevel
     import mujoco  # pylint: disable=import-outside-toplevel
-    env, task = self.env, self.inner._task  # pylint: disable=protected-access
-    env.set_state(state)
+    task = self.inner._task  # pylint: disable=protected-access
     model, data = task.model, task.data
+    # What goal placement reads and writes, back at the snapshot (the whole env is
+    # restored by `score` at the end; a full set_state per sequence costs more).
+    task.world_info.layout = {k: np.array(v) for k, v in state['layout'].items()}
+    task.random_generator.layout = task.world_info.layout
     rng = task.random_generator.random_generator
+    rng.set_state(state['rng'])
+    model.body_pos[:] = state['body_pos']
+    task.last_dist_goal = state['task']['last_dist_goal']
+    mujoco.mj_kinematics(model, data)
     n_skip, p_skip = task.sim_conf.frameskip_binom_n, task.sim_conf.frameskip_binom_p
     drawn = 0
     j = 0
