@@ -40,7 +40,8 @@ LOG_FILE = 'train.log'
 
 
 class TrialKilled(RuntimeError):
-  """The train process died from a signal (SIGKILL, the OOM killer): Ray retries it."""
+  """The train process died from a signal (SIGKILL, the OOM killer) or stopped on one
+  (SIGTERM: train checkpoints and exits 128+N): Ray retries it."""
 
 
 class TrialFailed(RuntimeError):
@@ -75,7 +76,7 @@ def run_trial(train_args: list[str], resources: Resources, logdir: str) -> dict:
   if rc == 0:
     watch.write_status(logdir, state='done', returncode=0)
     return {'starts': starts, 'host': socket.gethostname()}
-  if rc < 0:
+  if rc < 0 or rc > 128:  # killed, or stopped by a signal after a checkpoint (train: 128+N)
     watch.write_status(logdir, state='retrying', returncode=rc)
     raise TrialKilled(f'{logdir}: train killed by signal {-rc}')
   watch.write_status(logdir, state='failed', returncode=rc)
