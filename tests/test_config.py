@@ -1,5 +1,6 @@
 """Config: defaults <- presets <- overrides, and one-line errors for bad input."""
 import pytest
+import yaml
 
 from safedreamer.config.load import ConfigError, from_yaml, load_config, to_yaml
 from safedreamer.config.schema import all_keys
@@ -49,3 +50,17 @@ def test_unknown_preset():
 def test_yaml_round_trip():
   config = load_config(['tiny', 'dreamerv3'], {'seed': '5'})
   assert from_yaml(to_yaml(config)) == config
+
+
+def test_a_saved_config_with_old_key_names_still_loads():
+  """Runs written before a key was renamed or removed stay readable (eval, resume)."""
+  old = yaml.safe_load(to_yaml(load_config(['tiny'])))
+  old['behavior'].pop('return_lambda')
+  old['behavior']['lam'] = 0.9
+  old['jax']['precision'] = 'float32'
+  old['lagrangian']['cost_signal'] = 'estimate'
+  config = from_yaml(yaml.safe_dump(old))
+  assert config.behavior.return_lambda == 0.9
+  assert config.model_dump()['jax'] == load_config(['tiny']).model_dump()['jax']
+  with pytest.raises(ConfigError, match="unknown config key 'behavior.typo'"):
+    from_yaml(yaml.safe_dump({**old, 'behavior': {**old['behavior'], 'typo': 1}}))

@@ -105,8 +105,27 @@ def to_yaml(config: Config) -> str:
   return yaml.safe_dump(config.model_dump(), sort_keys=False)
 
 
+# Keys renamed or removed since runs were first written, so that a saved run's
+# config.yaml still loads (eval, table, resume) under today's names.
+RENAMED = {'behavior.lam': 'behavior.return_lambda'}
+REMOVED = ('jax.precision', 'lagrangian.cost_signal')   # keys that no longer do anything
+
+
+def migrate(data: dict) -> dict:
+  """A saved config with RENAMED keys moved and REMOVED keys dropped."""
+  data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (data or {}).items()}
+  for old, new in RENAMED.items():
+    section, leaf = old.split('.')
+    if leaf in data.get(section, {}):
+      data[section].setdefault(new.split('.')[1], data[section].pop(leaf))
+  for key in REMOVED:
+    section, leaf = key.split('.')
+    data.get(section, {}).pop(leaf, None)
+  return data
+
+
 def from_yaml(text: str) -> Config:
   try:
-    return Config.model_validate(yaml.safe_load(text))
+    return Config.model_validate(migrate(yaml.safe_load(text)))
   except ValidationError as e:
     raise ConfigError(f'invalid config file: {_one_line(e)}') from None
