@@ -191,7 +191,7 @@ def mpc_sim_speed(steps: int, before_steps: int, seed: int) -> None:
         f'{config.env.action_repeat}, {scorer.threads} rollout threads, {os.cpu_count()} cpus, '
         f'load average {os.getloadavg()[0]:.1f}')
   mean, times = np.zeros((cfg.horizon, real.act_dim), np.float32), {'before': [], 'after': []}
-  cpu = []
+  cpu = {'before': [], 'after': []}
   for t in range(steps):
     state = real.get_state()
     out = {}
@@ -201,8 +201,7 @@ def mpc_sim_speed(steps: int, before_steps: int, seed: int) -> None:
           sim, mean, t == 0, np.random.default_rng([seed, t]), cfg, config.cost_limit,
           real.episode_length, state=state, scorer=scorer if name == 'after' else None)
       times[name].append(time.perf_counter() - start)
-      if name == 'after':
-        cpu.append(time.process_time() - cpu0)
+      cpu[name].append(time.process_time() - cpu0)
     if 'before' in out:
       assert np.array_equal(out['before'][0], out['after'][0]), 'the two planned differently'
     action, mean, _ = out['after']
@@ -211,12 +210,15 @@ def mpc_sim_speed(steps: int, before_steps: int, seed: int) -> None:
         f", before {times['before'][-1]:.2f} s (same action)" if 'before' in out else '')
         + f", reward {float(step['reward']):.3f}, cost {float(step['cost']):.0f}", flush=True)
   after, before = np.median(times['after']), np.median(times['before'] or [np.nan])
-  per_step = np.median(cpu) / substeps
+  per_step = np.median(cpu['after']) / substeps
+  cpu_before = np.median(cpu['before'] or [np.nan])
   print(f"MPC:sim s/action: before {before:.2f} (median of {len(times['before'])}), after "
         f"{after:.2f} (median of {steps}; min {min(times['after']):.2f}), "
-        f'{before / after:.1f}x; CPU per mj_step {per_step * 1e6:.1f} us, so the physics alone '
-        f'needs {per_step * substeps / scorer.threads:.2f} s per action on {scorer.threads} '
-        f'threads; load average {os.getloadavg()[0]:.1f}')
+        f"{before / after:.1f}x; CPU s/action before {cpu_before:.2f}, after "
+        f"{np.median(cpu['after']):.2f} ({cpu_before / np.median(cpu['after']):.1f}x); "
+        f'CPU per mj_step {per_step * 1e6:.1f} us, so the physics alone needs '
+        f'{per_step * substeps / scorer.threads:.2f} s per action on {scorer.threads} threads; '
+        f'load average {os.getloadavg()[0]:.1f}')
 
 
 def main():
