@@ -1,0 +1,75 @@
+"""agents/sharding.py: a data-parallel update over 2 CPU devices equals the
+single-device update, and a 2-device `tiny` run trains end to end. Each runs in a
+subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=2 (set before JAX
+starts)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from safedreamer.agents import sharding
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+EQUAL = r'''
+import json, sys
+import jax, numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_agent import ACT, OBS, make_batch
+from safedreamer.agents import sharding
+from safedreamer.agents.dreamer_core import DreamerCore, compiler_options
+from safedreamer.config.load import load_config
+from safedreamer.run import jax_setup
+jax_setup.enable_compile_cache(jax_setup.cache_dir())  # the tests' cache (conftest.py)
+assert len(jax.devices()) == 2, jax.devices()
+cfg = load_config(['tiny', 'bsrp_lag'], {'replay.batch_size': 4})
+core = DreamerCore(cfg, OBS, ACT)
+dp = sharding.DataParallel(2)
+init2 = dp.init_state(core._init_state, compiler_options=compiler_options())
+update2 = dp.update(core._update, compiler_options=compiler_options())
+one, two = core.init_state(jax.random.PRNGKey(0)), init2(jax.random.PRNGKey(0))
+for step in range(2):
+  batch = make_batch(cfg, seed=step)
+  batch['reward'] = batch['reward'].astype(np.float32)
+  one, m1 = core.update(one, batch)
+  two, m2 = update2(two, batch)
+leaves = jax.tree.leaves(two)
+# Elementwise |sharded - single| against atol + rtol |single| (float sums in another order).
+excess = jax.tree_util.tree_leaves_with_path(jax.tree.map(
+    lambda a, b: float(np.max(np.abs(np.asarray(b, np.float64) - np.asarray(a, np.float64))
+                              - (1e-5 + 1e-3 * np.abs(np.asarray(a, np.float64))))), one, two))
+worst = max(excess, key=lambda x: x[1])
+print(json.dumps({
+    'devices': sorted({len(x.sharding.device_set) for x in leaves}),
+    'replicated': all(x.sharding.is_fully_replicated for x in leaves),
+    'worst': [jax.tree_util.keystr(worst[0]), worst[1]],
+    'metrics': {k: [float(m1[k]), float(m2[k])] for k in m1},
+}))
+'''
+
+
+def _env():
+  flags = os.environ.get('XLA_FLAGS', '')
+  return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count=2 {flags}',
+              JAX_PLATFORMS='cpu')
+
+
+def test_sharded_update_equals_single_device_update():
+  out = subprocess.run([sys.executable, '-c', EQUAL, TESTS], env=_env(), capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result['devices'] == [2] and result['replicated']  # the state lives on both devices
+  assert result['worst'][1] <= 0, result['worst']  # every state leaf within tolerance
+  for key, (one, two) in result['metrics'].items():
+    np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_too_few_devices_and_uneven_batch_are_one_line_errors():
+  with pytest.raises(sharding.DeviceError, match='more devices than the 1 cpu'):
+    sharding.make_mesh(2, devices=[type('D', (), {'platform': 'cpu'})()])
+  with pytest.raises(sharding.DeviceError, match='batch_size 5 does not split'):
+    sharding.check_batch(5, 2)
