@@ -52,3 +52,15 @@ def test_cost_head_at_the_default_weight_predicts_the_mean_cost(cost_head):
   # it also ranks: costly-looking steps are predicted costlier than the rest
   hot = x[..., 0] > 2.4
   assert float(pred[hot].mean()) > 10 * float(pred[~hot].mean())
+
+
+@pytest.mark.parametrize('cost_head', ['twohot', 'hurdle'])
+@pytest.mark.parametrize('bins', [31, 255])
+def test_a_fresh_cost_head_predicts_no_cost(cost_head, bins):
+  """Read as P(cost > 0) x size, a uniform two-hot head would predict thousands (the
+  positive bins' symlog mean is ~10): the prior keeps a fresh head near 0, so
+  imagination does not start with a huge cost (and a Lagrange multiplier that climbs
+  on it, as it did to 460 on toy/hazard)."""
+  wm = WorldModel(Model(cost_head=cost_head, bins=bins), {'vector': ((3,), np.float32)}, 2)
+  out = jnp.zeros((5, 2 if cost_head == 'hurdle' else bins))   # a zero-initialised output
+  assert float(jnp.abs(wm.cost_mean(out)).max()) < 0.03

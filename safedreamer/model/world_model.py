@@ -11,9 +11,11 @@ Loss per step (averaged over the [B, T] batch):
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
 Heads read the model state feature [h, z]. Reward and (two-hot) cost heads regress
 symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
-start at zero, so the first predictions are exactly 0 (a hurdle head's too: its
-size output starts at symlog 0). The cost weight emphasises costly steps in the
-loss only: `cost` divides it back out of the fitted probability of a cost
+start at zero, so the first reward predictions are exactly 0. The cost is a rare,
+non-negative quantity: a two-hot cost head's logits sit on a prior that puts a fresh
+head's mass on small values (`cost_prior`; first predictions ~0.02 per step), a
+hurdle head's size output starts at symlog 0. The cost weight emphasises costly steps in
+the loss only: `cost` divides it back out of the fitted probability of a cost
 (nn/functions.py), so predicted costs estimate the expected cost, unbiased.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from safedreamer.model.codec import Codec
 from safedreamer.model.rssm import RSSM
 from safedreamer.nn import dists
 from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, twohot_bins, twohot_cost_mean,
-                                      twohot_mean, twohot_nll, twohot_weighted_nll)
+                                      twohot_mean, twohot_nll, twohot_weighted_nll, cost_prior)
 from safedreamer.nn.layers import Head
 
 sg = jax.lax.stop_gradient
@@ -44,6 +46,7 @@ class WorldModel:
                           zero_init=True)
     self.cont_head = Head(cfg.head_layers, cfg.units, 1)
     self.bins = twohot_bins(cfg.bins)
+    self.cost_prior = cost_prior(self.bins)   # a fresh two-hot cost head predicts ~0
     self.feat_dim = cfg.deter + cfg.stoch * cfg.classes
 
   def init(self, key):
@@ -71,12 +74,16 @@ class WorldModel:
   def cost_mean(self, out):
     """Expected cost from the cost head's output (the loss's weight divided out)."""
     w = self.cfg.cost_weight
-    return hurdle_mean(out, w) if self.hurdle else twohot_cost_mean(out, self.bins, w)
+    if self.hurdle:
+      return hurdle_mean(out, w)
+    return twohot_cost_mean(out + self.cost_prior, self.bins, w)
 
   def cost_nll(self, out, cost):
     """The cost head's loss per step (costly steps weighted by `cost_weight`)."""
     w = self.cfg.cost_weight
-    return hurdle_nll(out, cost, w) if self.hurdle else twohot_weighted_nll(out, cost, self.bins, w)
+    if self.hurdle:
+      return hurdle_nll(out, cost, w)
+    return twohot_weighted_nll(out + self.cost_prior, cost, self.bins, w)
 
   def cont_logit(self, params, feat):
     return self.cont_head.apply({'params': params['cont']}, feat)[..., 0]
