@@ -112,7 +112,12 @@ def test_planner_agent_plans_with_the_decoded_cost():
 
 
 def test_obs_cost_needs_coordinate_observations():
-  config = load_config(['osrp_lag', 'tiny'], {'planner.cost_source': 'obs'})
+  from safedreamer.config.load import ConfigError
+  with pytest.raises(ConfigError, match='coords'):   # refused before anything runs
+    load_config(['osrp_lag', 'tiny'], {'planner.cost_source': 'obs'})
+  config = load_config(['osrp_lag', 'tiny'])      # and by the agent, for a config built in code
+  config = config.model_copy(update={'planner': config.planner.model_copy(
+      update={'cost_source': 'obs'})})
   with pytest.raises(ValueError, match='coords'):
     PlannerAgent(config, {'vector': ((60,), np.float32)}, 2)
 
