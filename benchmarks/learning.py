@@ -12,7 +12,8 @@ The protocol (several seeds, two at once on two cores, one XLA thread each):
       --seeds 0 1 2 --out DIR [--jobs 2] [--eval_seeds 1000 2000] [--final_episodes 20]
 
 Each seed trains in DIR/seed<N> (a child process of this script in one-run mode;
-re-running resumes or skips finished runs), then its final checkpoint plays
+re-running resumes or skips finished runs, and a larger --steps extends them), then
+its final checkpoint plays
 `final_episodes` episodes from each evaluation seed (`safedreamer eval`, the policy's
 mode: 40 fresh episodes by default, seeds never used in training). DIR/protocol.json
 and DIR/protocol.md hold every seed's EpRet / EpCost / CostRate and its verdict
@@ -112,10 +113,12 @@ def protocol_seed(args, seed: int, out: pathlib.Path) -> dict:
   for key, value in args.set:
     cmd += ['--set', key, value]
   _run(cmd, out / 'logs' / f'train_seed{seed}.log')
+  final_step = max(int(p.name) for p in (run / 'checkpoints').iterdir() if p.name.isdigit())
   evals = []
   for eval_seed in args.eval_seeds:
     folder = run / f'eval_seed{eval_seed}'
-    if not (folder / 'eval.json').exists():
+    done = folder / 'eval.json'
+    if not done.exists() or json.loads(done.read_text())['checkpoint_step'] != final_step:
       _run([sys.executable, '-m', 'safedreamer.cli', 'eval', '--logdir', str(run), '--episodes',
             str(args.final_episodes), '--seed', str(eval_seed), '--out', str(folder)],
            out / 'logs' / f'eval_seed{seed}_{eval_seed}.log')

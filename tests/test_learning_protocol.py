@@ -51,3 +51,8 @@ def test_protocol_end_to_end_on_toy(tmp_path):
                          '--seeds', '0', '1', '--out', str(out), '--final_episodes', '2',
                          '--set', 'run.progress', 'false'])
   assert again['seeds'] == result['seeds']
+  # a larger budget extends the runs and evaluates the new final checkpoints
+  longer = learning.main(['toy/hazard', '--configs', 'random', 'tiny', 'toy', '--steps', '500',
+                          '--seeds', '0', '--out', str(out), '--final_episodes', '2',
+                          '--set', 'run.progress', 'false'])
+  assert longer['seeds'][0]['step'] >= 500 > result['seeds'][0]['step']
