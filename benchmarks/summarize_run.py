@@ -8,8 +8,9 @@ Each RUN_DIR (a `safedreamer train` folder; run `safedreamer eval --logdir RUN_D
 DIR/<task>/<name>/seed<N>.json (DIR: benchmarks/runs), holding:
   the eval curve      every eval/EpRet and eval/EpCost row of metrics.jsonl, with the
                       training CostRate (episode/CostRate) logged nearest each step;
-  the final result    LOGDIR/eval/eval.json's means, stds and per-episode values, or,
-                      without it, the curve's last point (marked as such);
+  the final result    the per-episode values, means and stds of LOGDIR/eval/eval.json,
+                      or of LOGDIR/eval_seed*/eval.json pooled (benchmarks/learning.py
+                      --seeds), or, without either, the curve's last point (marked);
   the config          the run's config.yaml, as a dict;
   provenance          name (the row of the results table), the code version it ran
                       on, where the numbers come from, the machine, the wall time.
@@ -23,6 +24,7 @@ import pathlib
 import re
 import sys
 
+import numpy as np
 import yaml
 
 FORMAT = 1
@@ -66,16 +68,20 @@ def summarize(run_dir: str | pathlib.Path, name: str, code: str, source: str = '
            'EpCost': [round(float(r['eval/EpCost']), 6) for r in evals],
            'CostRate': [_nearest(rows, 'episode/CostRate', r['step']) for r in evals],
            'episodes': int(config.get('run', {}).get('eval_episodes', 0))}
-  eval_json = run_dir / 'eval' / 'eval.json'
-  if eval_json.is_file():
-    ej = json.loads(eval_json.read_text(encoding='utf-8'))
-    final = {'step': int(ej['checkpoint_step']), 'episodes': int(ej['episodes']),
-             'policy': ej.get('policy', 'mode'), 'seeds': [int(ej['seed'])],
+  # benchmarks/learning.py's protocol evaluates into eval_seed<S>/: pooled
+  found = sorted(run_dir.glob('eval_seed*/eval.json')) or [run_dir / 'eval' / 'eval.json']
+  found = [json.loads(f.read_text(encoding='utf-8')) for f in found if f.is_file()]
+  if found:
+    steps = {int(ej['checkpoint_step']) for ej in found}
+    if len(steps) > 1:
+      raise ValueError(f'{run_dir}: evaluations of different checkpoints {sorted(steps)}')
+    final = {'step': steps.pop(), 'episodes': sum(int(ej['episodes']) for ej in found),
+             'policy': found[0].get('policy', 'mode'), 'seeds': [int(ej['seed']) for ej in found],
              'from': 'safedreamer eval'}
     for key in ('EpRet', 'EpCost'):
-      per = [round(float(v), 6) for v in ej[key]['per_episode']]
-      final[key] = {'mean': round(float(ej[key]['mean']), 6),
-                    'std': round(float(ej[key]['std']), 6), 'per_episode': per}
+      per = [round(float(v), 6) for ej in found for v in ej[key]['per_episode']]
+      final[key] = {'mean': round(float(np.mean(per)), 6), 'std': round(float(np.std(per)), 6),
+                    'per_episode': per}
   elif evals:
     final = {'step': curve['step'][-1], 'episodes': curve['episodes'], 'policy': 'mode',
              'from': 'the last point of the eval curve',

@@ -73,3 +73,23 @@ def test_a_tiny_real_run_becomes_a_summary_and_a_row(tmp_path):
   bad = make_results.main(['--add', str(tmp_path), '--name', 'x', '--code', 'y',
                            '--runs', str(tmp_path / 'runs'), '--docs', str(tmp_path / 'docs')])
   assert bad == 2
+
+
+def test_the_protocols_evaluations_are_pooled(tmp_path):
+  """benchmarks/learning.py --seeds writes eval_seed<S>/eval.json per evaluation seed:
+  the summary's final result pools their episodes (by hand: means 1 and 4 of 2 each)."""
+  from safedreamer.config.load import load_config, to_yaml
+  run = tmp_path / 'seed0'
+  run.mkdir()
+  (run / 'config.yaml').write_text(to_yaml(load_config(['tiny'], {'task': 'toy/hazard'})))
+  (run / 'metrics.jsonl').write_text(json.dumps({'step': 100, 'eval/EpRet': 1.0,
+                                                 'eval/EpCost': 0.0}) + '\n')
+  for seed, rets, costs in ((1000, [0.0, 2.0], [0.0, 0.0]), (2000, [3.0, 5.0], [4.0, 0.0])):
+    (run / f'eval_seed{seed}').mkdir()
+    (run / f'eval_seed{seed}' / 'eval.json').write_text(json.dumps({
+        'checkpoint_step': 100, 'episodes': 2, 'seed': seed, 'policy': 'mode',
+        'EpRet': {'per_episode': rets}, 'EpCost': {'per_episode': costs}}))
+  final = summarize_run.summarize(run, 'x', 'c')['final']
+  assert final['episodes'] == 4 and final['seeds'] == [1000, 2000]
+  assert final['EpRet']['mean'] == 2.5 and final['EpCost']['mean'] == 1.0
+  assert final['EpCost']['per_episode'] == [0.0, 0.0, 4.0, 0.0]
