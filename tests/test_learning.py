@@ -1,12 +1,15 @@
-"""Learning on the built-in CMDP: a costly shortcut exists on toy/hazard.
+"""Learning on the built-in CMDP with a known answer: toy/hazard (envs/toy.py).
 
-BSRP-Lag must end under the cost limit with a positive return, while the
-unconstrained DreamerV3 baseline takes the shortcut and exceeds the limit.
-Both measured, both asserted (slow: ~6 minutes each on 2 cores).
+Its zero-cost optimum is ~13.07 (around the hazard's edge) and its unconstrained one
+15 at a cost of ~51 (straight through), both from `oracle_returns`. BSRP-Lag must
+reach at least 80% of the zero-cost optimum with its final 20-episode evaluation at
+or under the cost limit; the unconstrained DreamerV3 baseline must exceed the limit
+(slow: ~10-20 minutes each on one core).
 """
 import pytest
 
 from safedreamer.config.load import load_config
+from safedreamer.envs.toy import oracle_returns
 from safedreamer.run.logger import read_metrics
 from safedreamer.run.train import train
 
@@ -15,7 +18,8 @@ STEPS = 30_000
 
 def _final_eval(method, tmp_path):
   config = load_config([method, 'tiny', 'toy'], {'run.steps': STEPS, 'run.progress': False,
-                                                 'run.eval_every': STEPS})
+                                                 'run.eval_every': STEPS,
+                                                 'run.eval_episodes': 20})
   train(config, tmp_path / method)
   rows = [r for r in read_metrics(tmp_path / method / 'metrics.jsonl') if 'eval/EpRet' in r]
   assert rows and rows[-1]['step'] >= STEPS
@@ -24,9 +28,17 @@ def _final_eval(method, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_bsrp_lag_meets_the_limit_where_dreamerv3_takes_the_shortcut(tmp_path):
+def test_dreamerv3_takes_the_costly_shortcut(tmp_path):
+  limit, ret, cost = _final_eval('dreamerv3', tmp_path)
+  assert cost > limit, (ret, cost)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.xfail(strict=True, reason='not met yet: 3 seeds at 30k reached 0.27-0.60 of the '
+                   'zero-cost optimum (benchmarks/runs, docs/experiments.md#toy-protocol)')
+def test_bsrp_lag_reaches_80_percent_of_the_safe_optimum_within_the_limit(tmp_path):
+  safe = oracle_returns()['safe']['EpRet']
   limit, ret, cost = _final_eval('bsrp_lag', tmp_path)
-  assert cost <= limit and ret > 0, (ret, cost)
-  limit, ret_u, cost_u = _final_eval('dreamerv3', tmp_path)
-  assert cost_u > limit, (ret_u, cost_u)
-  assert ret_u > ret
+  assert cost <= limit, (ret, cost)
+  assert ret >= 0.8 * safe, (ret, cost, safe)
