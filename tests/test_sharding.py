@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from safedreamer.agents import sharding
+from safedreamer.run.logger import read_metrics
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -73,3 +74,23 @@ def test_too_few_devices_and_uneven_batch_are_one_line_errors():
     sharding.make_mesh(2, devices=[type('D', (), {'platform': 'cpu'})()])
   with pytest.raises(sharding.DeviceError, match='batch_size 5 does not split'):
     sharding.check_batch(5, 2)
+
+
+def test_two_device_tiny_run_trains_end_to_end(tmp_path):
+  logdir = tmp_path / 'run'
+  command = [sys.executable, '-m', 'safedreamer', 'train', '--configs', 'bsrp_lag', 'tiny',
+             '--task', 'toy/hazard', '--logdir', str(logdir), '--jax.devices', '2',
+             '--run.steps', '400', '--run.log_every', '200', '--run.progress', 'false']
+  env = dict(os.environ, JAX_PLATFORMS='cpu')  # the CLI asks XLA for the 2 host devices
+  out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = [r for r in read_metrics(logdir / 'metrics.jsonl') if 'train/wm/loss' in r]
+  assert rows and rows[-1]['step'] == 400 and rows[-1]['run/updates'] > 0
+  assert all(np.isfinite(r['train/wm/loss']) for r in rows)
+  # A bad device count stops before anything is written.
+  bad = command[:]
+  bad[bad.index(str(logdir))] = str(tmp_path / 'bad')
+  bad[bad.index('--jax.devices') + 1] = '3'
+  out = subprocess.run(bad, env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2 and "'jax.devices': 3" in out.stderr, out.stderr[-2000:]
+  assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / 'bad').exists()

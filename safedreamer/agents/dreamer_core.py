@@ -80,6 +80,10 @@ class DreamerCore:
     jit = lambda f, **kw: jax.jit(f, compiler_options=options, **kw)
     self.init_state = jit(self._init_state)
     self.update = jit(self._update, donate_argnums=0)
+    if config.jax.devices > 1:  # data-parallel updates: state replicated, batch split
+      from safedreamer.agents import sharding
+      self.init_state, self.update = sharding.data_parallel(
+          config.jax.devices, self._init_state, self._update, options)
     self.policy = jit(self._policy)
     self.initial = jit(self.wm.rssm.initial, static_argnums=1)
 
