@@ -178,12 +178,12 @@ def test_bsrp_lag_imagines_the_decoded_cost():
   with pytest.raises(RuntimeError, match='attach'):
     agent.train(batch)
   agent.attach(NoCoordsEnvs())
-  traces = agent.trace_counts['update']
   metrics = agent.train(batch)
   assert np.isfinite(metrics['actor/loss']) and 'lag/cost_estimate' in metrics
+  traces = agent.trace_counts['update']   # (another test may have compiled this core)
   agent.attach(NoCoordsEnvs())       # the same layout: the compiled update is kept
   agent.train(batch)
-  assert agent.trace_counts['update'] == traces + 1
+  assert agent.trace_counts['update'] == traces
   feat = agent.wm.rssm.feat(agent.init_policy_state(4)['latent'])
   decoded = agent.wm.codec.decode(agent.params['wm']['decoder'], feat)['vector']
   vec = np.sign(decoded) * np.expm1(np.abs(decoded))
