@@ -47,3 +47,17 @@ def test_load_checkpoint_errors(tmp_path):
   shutil.rmtree(tmp_path / 'checkpoints' / '5')
   with pytest.raises(CheckpointError, match='no readable checkpoint'):
     load_checkpoint(tmp_path)
+
+
+def test_orbax_leaves_the_root_logger_without_a_printing_handler(tmp_path):
+  """absl (imported by orbax) used to call logging.basicConfig(), so every line of the
+  'safedreamer' logger printed twice after a resume."""
+  import subprocess
+  import sys
+  code = ('import logging; from safedreamer.run.checkpoint import Checkpointer; '
+          f'Checkpointer({str(tmp_path)!r}).steps(); '
+          'import orbax.checkpoint; '
+          'print([type(h).__name__ for h in logging.root.handlers])')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert 'StreamHandler' not in out.stdout, out.stdout

@@ -24,6 +24,10 @@ class CheckpointError(RuntimeError):
 
 def _quiet_orbax():
   logging.getLogger('absl').setLevel(logging.ERROR)
+  # absl's log() calls logging.basicConfig() when the root logger has no handler (orbax
+  # logs at import), and that handler printed every line of ours a second time
+  if not logging.root.handlers:
+    logging.root.addHandler(logging.NullHandler())
   warnings.filterwarnings('ignore', module='orbax')
 
 
