@@ -275,6 +275,8 @@ def cmd_tasks(args) -> int:
       return True
     if any(c in pattern for c in '*?['):
       return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    if pattern.endswith('/'):   # a suite: 'gym/' is not 'safetygym/'
+      return name.lower().startswith(pattern.lower())
     return pattern.lower() in name.lower()
   shown = 0
   for entry in suites:
@@ -400,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt:
     print('safedreamer: interrupted; re-run the same command to resume', file=sys.stderr)
     return 130
+  except BrokenPipeError:   # e.g. `safedreamer tasks | head`: the reader has what it wanted
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+    return 1
 
 
 if __name__ == '__main__':

@@ -45,6 +45,18 @@ def test_tasks_pattern_filters_by_substring_and_glob(capsys):
   names = [line.split()[0] for line in capsys.readouterr().out.splitlines()
            if line.startswith('  ')]
   assert names == ['safetygym/SafetyCarPush1-v0']
+  assert cli.main(['tasks', 'gym/']) == 0   # a suite prefix, as the unknown-task hint says
+  names = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+           if line.startswith('  ')]
+  assert names and all(n.startswith('gym/') for n in names)
+
+
+def test_a_closed_pipe_is_not_an_error_trace():
+  import subprocess
+  import sys
+  out = subprocess.run(f'{sys.executable} -m safedreamer tasks | head -1', shell=True,
+                       capture_output=True, text=True, timeout=120)
+  assert out.stdout.count('\n') == 1 and 'Traceback' not in out.stderr, out.stderr
 
 
 def test_tasks_without_a_match_says_so_and_exits_1(capsys):
