@@ -14,9 +14,9 @@ symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
 start at zero, so the first reward predictions are exactly 0. The cost is a rare,
 non-negative quantity: a two-hot cost head's logits sit on a prior that puts a fresh
 head's mass on small values (`cost_prior`; first predictions ~0.02 per step), a
-hurdle head's size output starts at symlog 0. The cost weight emphasises costly steps in
-the loss only: `cost` divides it back out of the fitted probability of a cost
-(nn/functions.py), so predicted costs estimate the expected cost, unbiased.
+hurdle head's size output starts at symlog 0. The cost weight emphasises costly
+steps in the loss only: `cost` divides it back out of the fitted probability of a
+cost (nn/functions.py), so predicted costs estimate the expected cost, unbiased.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ import jax.numpy as jnp
 from safedreamer.model.codec import Codec
 from safedreamer.model.rssm import RSSM
 from safedreamer.nn import dists
-from safedreamer.nn.functions import (hurdle_mean, hurdle_nll, twohot_bins, twohot_cost_mean,
-                                      twohot_mean, twohot_nll, twohot_weighted_nll, cost_prior)
+from safedreamer.nn.functions import (cost_prior, hurdle_mean, hurdle_nll, twohot_bins,
+                                      twohot_cost_mean, twohot_mean, twohot_nll,
+                                      twohot_weighted_nll)
 from safedreamer.nn.layers import Head
 
 sg = jax.lax.stop_gradient

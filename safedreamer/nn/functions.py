@@ -61,14 +61,17 @@ def twohot_mean(logits, bins):
   return symexp(jnp.sum(jax.nn.softmax(logits, -1) * bins, -1))
 
 
-def twohot_nll(logits, target, bins, extra=None, extra_weight=1.0):
+def twohot_nll(logits, target, bins, extra=None, extra_weight=1.0, bin_weights=None):
   """Negative log-likelihood of the two-hot encoding of symlog(target).
 
   With `extra` (a second target), returns NLL(target) + extra_weight * NLL(extra)
-  from one log-softmax and one reduction over the bins."""
+  from one log-softmax and one reduction over the bins. `bin_weights` [bins]
+  weighs the target's mass bin by bin."""
   two = twohot_encode(symlog(target), bins)
   if extra is not None:
     two = two + extra_weight * twohot_encode(symlog(extra), bins)
+  if bin_weights is not None:
+    two = two * bin_weights
   two = jax.lax.stop_gradient(two)
   return -jnp.sum(two * jax.nn.log_softmax(logits, -1), -1)
 
@@ -96,8 +99,7 @@ def twohot_weighted_nll(logits, target, bins, pos_weight=1.0):
   it leads to, p_w(b) proportional to w_b p(b), is undone exactly by
   `twohot_cost_mean(..., pos_weight)`."""
   weights = jnp.where(positive_bins(bins), pos_weight, 1.0)
-  two = jax.lax.stop_gradient(twohot_encode(symlog(target), bins) * weights)
-  return -jnp.sum(two * jax.nn.log_softmax(logits, -1), -1)
+  return twohot_nll(logits, target, bins, bin_weights=weights)
 
 
 def twohot_cost_mean(logits, bins, pos_weight=1.0):
