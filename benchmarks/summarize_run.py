@@ -27,6 +27,8 @@ import sys
 import numpy as np
 import yaml
 
+from safedreamer.run.logger import read_metrics
+
 FORMAT = 1
 ROOT = pathlib.Path(__file__).resolve().parent
 RUNS = ROOT / 'runs'
@@ -34,16 +36,6 @@ RUNS = ROOT / 'runs'
 
 def slug(text: str) -> str:
   return re.sub(r'[^A-Za-z0-9.+-]+', '_', text).strip('_')
-
-
-def _rows(run_dir: pathlib.Path) -> list[dict]:
-  rows = []
-  for line in (run_dir / 'metrics.jsonl').read_text(encoding='utf-8').splitlines():
-    try:
-      rows.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue
-  return rows
 
 
 def _nearest(rows: list[dict], key: str, step: int):
@@ -61,7 +53,7 @@ def summarize(run_dir: str | pathlib.Path, name: str, code: str, source: str = '
   if not (run_dir / 'metrics.jsonl').is_file() or not (run_dir / 'config.yaml').is_file():
     raise FileNotFoundError(f'{run_dir} is not a run folder (no metrics.jsonl or config.yaml)')
   config = yaml.safe_load((run_dir / 'config.yaml').read_text(encoding='utf-8'))
-  rows = _rows(run_dir)
+  rows = read_metrics(run_dir / 'metrics.jsonl')
   evals = [r for r in rows if 'eval/EpRet' in r and 'eval/EpCost' in r]
   curve = {'step': [int(r['step']) for r in evals],
            'EpRet': [round(float(r['eval/EpRet']), 6) for r in evals],
