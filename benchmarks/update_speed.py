@@ -11,12 +11,16 @@ convolutions), and multiply each computation by how often it runs (while-loop
 trip counts from XLA's known_trip_count annotations). Elementwise work is not
 counted, so the figure is the matmul/conv work of the program XLA actually runs
 (after CSE and dead-code elimination). XLA's own figure is reported beside it.
+(benchmarks/hlo_dots.py.) With --ceiling, every dot of the update is also timed
+alone at its own shapes: the sum is the least time any program made of these
+products can take, and the update's FLOPs over it the ceiling of its matmul rate.
 On a GPU, XLA turns dots into cuBLAS custom calls, which are counted the same way.
 JAX's default device is used: the CPU here, the GPU where jax has one
 (JAX_PLATFORMS=cuda makes sure).
 
   python benchmarks/update_speed.py                      # small, paper, dv3small
   python benchmarks/update_speed.py --sizes paper --reps 5 --json out.json
+  python benchmarks/update_speed.py --sizes small --ceiling  # + the dots alone
   XLA_FLAGS=... python benchmarks/update_speed.py        # try XLA options
 """
 from __future__ import annotations
@@ -24,11 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hlo_dots  # noqa: E402
 
 # sizes as dotted overrides on top of presets; 'dv3small' matches DreamerV3 1.5.0's
 # `small` config (SPEC 6): RSSM 512/512, 32x32 latents, encoder/decoder MLP 5x1024,
@@ -43,71 +49,6 @@ SIZES = {
         'behavior.layers': 2, 'behavior.units': 512, 'behavior.horizon': 15}),
 }
 BATCH = {'replay.batch_size': 16, 'replay.batch_length': 64}
-
-
-# --- FLOPs from optimised HLO ---------------------------------------------------------
-
-_SHAPE = r'(?:f32|bf16|f16|f64|s32|u32|pred|u8)\[([\d,]*)\]'
-
-
-def _dims(text):
-  return [int(d) for d in text.split(',') if d]
-
-
-def _prod(xs):
-  out = 1
-  for x in xs:
-    out *= x
-  return out
-
-
-def hlo_matmul_flops(hlo: str) -> float:
-  """2*M*N*K summed over dots and convolutions, times how often each runs."""
-  shapes = dict(re.findall(r'%([\w.\-]+) = ' + _SHAPE, hlo))  # instruction -> dims
-  comps, name = {}, None
-  for line in hlo.splitlines():
-    m = re.match(r'^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$', line)
-    if m:
-      name = m.group(1)
-      comps[name] = {'flops': 0.0, 'calls': [], 'entry': line.startswith('ENTRY')}
-      continue
-    if name is None or ' = ' not in line:
-      continue
-    comp = comps[name]
-    op = re.search(r'= ' + _SHAPE + r'\S* (dot|convolution)\(%([\w.\-]+), %([\w.\-]+)\)', line)
-    if op:
-      out_elems = _prod(_dims(op.group(1)))
-      lhs, rhs = _dims(shapes[op.group(3)]), _dims(shapes[op.group(4)])
-      if op.group(2) == 'dot':
-        contract = re.search(r'lhs_contracting_dims=\{([\d,]*)\}', line)
-        k = _prod(lhs[i] for i in _dims(contract.group(1))) if contract else 1
-      else:  # convolution: multiply-adds per output = kernel size / output features
-        kernel_labels = re.search(r'dim_labels=\w+_(\w+)->', line).group(1)
-        k = _prod(rhs) // rhs[kernel_labels.index('o')]
-      comp['flops'] += 2.0 * out_elems * k
-    # XLA:GPU rewrites dots into cuBLAS calls: (result, workspace) = custom-call(lhs, rhs)
-    gemm = re.search(r'= \(' + _SHAPE + r'.* custom-call\(%([\w.\-]+), .*custom_call_target='
-                     r'"__cublas\$(?:lt\$matmul|gemm)".*'
-                     r'"lhs_contracting_dimensions":\[([\d",]*)\]', line)
-    if gemm:
-      lhs = _dims(shapes[gemm.group(2)])
-      k = _prod(lhs[i] for i in _dims(gemm.group(3).replace('"', '')))
-      comp['flops'] += 2.0 * _prod(_dims(gemm.group(1))) * k
-    trips = 1
-    if ' while(' in line:
-      t = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)
-      trips = int(t.group(1)) if t else 1
-    for callee in re.findall(r'(?:body|calls|to_apply|branch_computations)=\{?%([\w.\-]+)', line):
-      comp['calls'].append((callee, trips))
-
-  memo = {}
-
-  def total(c):
-    if c not in memo:
-      memo[c] = comps[c]['flops'] + sum(n * total(k) for k, n in comps[c]['calls'] if k in comps)
-    return memo[c]
-
-  return sum(total(c) for c, v in comps.items() if v['entry'])
 
 
 # --- one size, in this process ----------------------------------------------------------
@@ -154,12 +95,14 @@ def compile_update(agent, batch):
   compiled = agent.core.update.lower(agent.state, agent._prepare_batch(batch)).compile()
   xla = compiled.cost_analysis()
   xla = xla[0] if isinstance(xla, list) else xla
-  return compiled, hlo_matmul_flops(compiled.as_text()), float(xla.get('flops', 0.0))
+  return compiled, hlo_dots.matmul_flops(compiled.as_text()), float(xla.get('flops', 0.0))
 
 
-def run_one(size, reps, obs_dim, act_dim):
+def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None):
   import jax
-  cfg, agent, batch = make_agent(size, obs_dim, act_dim)
+  extra = ({'replay.batch_size': batch_shape[0], 'replay.batch_length': batch_shape[1]}
+           if batch_shape else None)
+  cfg, agent, batch = make_agent(size, obs_dim, act_dim, extra)
   t = time.perf_counter()
   compiled, flops, xla_flops = compile_update(agent, batch)
   compile_s = time.perf_counter() - t
@@ -181,7 +124,7 @@ def run_one(size, reps, obs_dim, act_dim):
   update_s, update_cpu_s = sorted(times)[reps // 2], sorted(cpu)[reps // 2]
   peak, peak_cpu = matmul_peak()
   params = sum(x.size for x in jax.tree.leaves(agent.params))
-  return {
+  out = {
       'size': size, 'device': jax.devices()[0].device_kind, 'params': int(params),
       'compile_s': compile_s, 'first_call_s': first_s,
       'update_s': update_s, 'update_times': times, 'update_cpu_s': update_cpu_s,
@@ -195,6 +138,12 @@ def run_one(size, reps, obs_dim, act_dim):
       'batch': [cfg.replay.batch_size, cfg.replay.batch_length],
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
+  if ceiling:
+    alone = hlo_dots.dots_alone_seconds(hlo_dots.program_dots(compiled.as_text()), reps=20)
+    out.update({'dots_alone_s': alone['seconds'], 'dots_flops': alone['flops'],
+                'ceiling_fraction_of_peak': alone['flops'] / alone['seconds'] / peak,
+                'dots_alone_rows': alone['rows'][:12]})
+  return out
 
 
 def horizon_check(size, obs_dim, act_dim, horizons=(5, 10, 20)):
@@ -212,7 +161,8 @@ def horizon_check(size, obs_dim, act_dim, horizons=(5, 10, 20)):
 
 def _child(one, args):
   cmd = [sys.executable, __file__, '--one', one, '--reps', str(args.reps),
-         '--obs-dim', str(args.obs_dim), '--act-dim', str(args.act_dim)]
+         '--obs-dim', str(args.obs_dim), '--act-dim', str(args.act_dim),
+         '--batch', *map(str, args.batch)] + (['--ceiling'] if args.ceiling else [])
   out = subprocess.run(cmd, capture_output=True, text=True)
   if out.returncode:
     print(out.stderr[-3000:], file=sys.stderr)
@@ -232,6 +182,17 @@ def _row(r):
           f"({100 * r['fraction_of_peak_cpu_time']:4.1f}%)    {r['peak_rss_gib']:5.2f}")
 
 
+def _print_ceiling(r):
+  share = r['dots_flops'] / r['flops']
+  print(f"  its dots alone: {r['dots_alone_s']:.3f}s for {100 * share:.0f}% of its FLOPs: "
+        f"ceiling {100 * r['ceiling_fraction_of_peak']:.1f}% of the matmul rate; the update "
+        f"spends {100 * r['dots_alone_s'] / r['update_s']:.0f}% of its time in dot-time")
+  print('   lhs            rhs            count  us each  share of dot time')
+  for d in r['dots_alone_rows'][:8]:
+    print(f"   {str(d['lhs']):14s} {str(d['rhs']):14s} {d['count']:5d} {1e6 * d['seconds']:8.1f}"
+          f"  {100 * d['seconds'] * d['count'] / r['dots_alone_s']:5.1f}%")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sizes', nargs='+', default=['small', 'paper', 'dv3small'],
@@ -242,21 +203,26 @@ def main():
   parser.add_argument('--json', default='benchmarks/out/update_speed.json')
   parser.add_argument('--horizon-check', metavar='SIZE', choices=list(SIZES),
                       help='also count the FLOPs of SIZE at horizons 5, 10, 20')
+  parser.add_argument('--batch', type=int, nargs=2, default=[16, 64], metavar=('B', 'T'))
+  parser.add_argument('--ceiling', action='store_true',
+                      help='also time every dot of the update alone (hlo_dots.py)')
   parser.add_argument('--one', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.one:
     if args.one.startswith('horizon:'):
       out = horizon_check(args.one.split(':', 1)[1], args.obs_dim, args.act_dim)
     else:
-      out = run_one(args.one, args.reps, args.obs_dim, args.act_dim)
+      out = run_one(args.one, args.reps, args.obs_dim, args.act_dim, args.ceiling, args.batch)
     print(json.dumps(out))
     return
-  result = {'batch': [BATCH['replay.batch_size'], BATCH['replay.batch_length']],
+  result = {'batch': args.batch,
             'cpus': os.cpu_count(), 'load_avg_at_start': os.getloadavg(), 'rows': []}
   print(HEADER, flush=True)
   for size in args.sizes:
     result['rows'].append(_child(size, args))
     print(_row(result['rows'][-1]), flush=True)
+    if args.ceiling:
+      _print_ceiling(result['rows'][-1])
   if args.horizon_check:
     result['horizon_check'] = _child('horizon:' + args.horizon_check, args)
     print(f'FLOPs of {args.horizon_check} by imagination horizon (GFLOP): HLO count with trip '
