@@ -72,12 +72,12 @@ def matmul_peak(n=None, reps=5):
   return flops / sorted(times)[reps // 2], flops / sorted(cpu)[reps // 2]
 
 
-def make_agent(size, obs_dim, act_dim, extra=None):
+def make_agent(size, obs_dim, act_dim, extra=None, method='bsrp_lag'):
   import numpy as np
   from safedreamer.agents.dreamer import DreamerAgent
   from safedreamer.config.load import load_config
   presets, overrides = SIZES[size]
-  cfg = load_config(presets + ['bsrp_lag'], {**overrides, **BATCH, **(extra or {})})
+  cfg = load_config(presets + [method], {**overrides, **BATCH, **(extra or {})})
   agent = DreamerAgent(cfg, {'vector': ((obs_dim,), np.float32)}, act_dim)
   B, T = cfg.replay.batch_size, cfg.replay.batch_length
   rng = np.random.default_rng(0)
@@ -98,11 +98,11 @@ def compile_update(agent, batch):
   return compiled, hlo_dots.matmul_flops(compiled.as_text()), float(xla.get('flops', 0.0))
 
 
-def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None):
+def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None, method='bsrp_lag'):
   import jax
   extra = ({'replay.batch_size': batch_shape[0], 'replay.batch_length': batch_shape[1]}
            if batch_shape else None)
-  cfg, agent, batch = make_agent(size, obs_dim, act_dim, extra)
+  cfg, agent, batch = make_agent(size, obs_dim, act_dim, extra, method)
   t = time.perf_counter()
   compiled, flops, xla_flops = compile_update(agent, batch)
   compile_s = time.perf_counter() - t
@@ -125,7 +125,7 @@ def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None):
   peak, peak_cpu = matmul_peak()
   params = sum(x.size for x in jax.tree.leaves(agent.params))
   out = {
-      'size': size, 'device': jax.devices()[0].device_kind, 'params': int(params),
+      'size': size, 'method': method, 'device': jax.devices()[0].device_kind, 'params': int(params),
       'compile_s': compile_s, 'first_call_s': first_s,
       'update_s': update_s, 'update_times': times, 'update_cpu_s': update_cpu_s,
       'flops': flops, 'xla_cost_analysis_flops': xla_flops,
@@ -162,7 +162,7 @@ def horizon_check(size, obs_dim, act_dim, horizons=(5, 10, 20)):
 def _child(one, args):
   cmd = [sys.executable, __file__, '--one', one, '--reps', str(args.reps),
          '--obs-dim', str(args.obs_dim), '--act-dim', str(args.act_dim),
-         '--batch', *map(str, args.batch)] + (['--ceiling'] if args.ceiling else [])
+         '--batch', *map(str, args.batch), '--method', args.method] + (['--ceiling'] if args.ceiling else [])
   out = subprocess.run(cmd, capture_output=True, text=True)
   if out.returncode:
     print(out.stderr[-3000:], file=sys.stderr)
@@ -204,6 +204,8 @@ def main():
   parser.add_argument('--horizon-check', metavar='SIZE', choices=list(SIZES),
                       help='also count the FLOPs of SIZE at horizons 5, 10, 20')
   parser.add_argument('--batch', type=int, nargs=2, default=[16, 64], metavar=('B', 'T'))
+  parser.add_argument('--method', default='bsrp_lag', choices=['bsrp_lag', 'dreamerv3'],
+                      help="dreamerv3: no cost critic nor Lagrangian (DreamerV3's own work)")
   parser.add_argument('--ceiling', action='store_true',
                       help='also time every dot of the update alone (hlo_dots.py)')
   parser.add_argument('--one', help=argparse.SUPPRESS)
@@ -212,7 +214,8 @@ def main():
     if args.one.startswith('horizon:'):
       out = horizon_check(args.one.split(':', 1)[1], args.obs_dim, args.act_dim)
     else:
-      out = run_one(args.one, args.reps, args.obs_dim, args.act_dim, args.ceiling, args.batch)
+      out = run_one(args.one, args.reps, args.obs_dim, args.act_dim, args.ceiling, args.batch,
+                    args.method)
     print(json.dumps(out))
     return
   result = {'batch': args.batch,
