@@ -86,6 +86,24 @@ def test_crash_recreates_env_and_reports(parallel, how):
     assert steps[2]['reward'][1] == 0 and steps[2]['cost'][1] == 0
 
 
+def _ignores_sigint(pid):
+  with open(f'/proc/{pid}/status') as f:
+    mask = int(next(l for l in f if l.startswith('SigIgn:')).split()[1], 16)
+  return bool(mask & (1 << (2 - 1)))   # SIGINT is signal 2
+
+
+def test_a_restarted_worker_still_ignores_sigint():
+  factories = [toy, functools.partial(Crashy, 3, 'exit')]
+  with EnvBatch(factories, parallel=True, max_restarts=5) as batch:
+    batch.reset()
+    first = batch._envs[1].process.pid
+    assert _ignores_sigint(first)
+    for _ in range(4):
+      batch.step(np.ones((2, 2)))
+    assert batch.num_crashes == 1 and batch._envs[1].process.pid != first
+    assert _ignores_sigint(batch._envs[1].process.pid)
+
+
 @pytest.mark.parametrize('parallel', [False, True])
 def test_too_many_crashes_raise(parallel):
   batch = EnvBatch([functools.partial(Crashy, 2)], parallel=parallel, max_restarts=2)

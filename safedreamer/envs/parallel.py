@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -77,6 +78,9 @@ class _Local:
 
 
 def _worker(conn, payload: bytes) -> None:
+  # a terminal's Ctrl-C reaches the whole process group: the trainer, not its workers,
+  # decides when they close (also for a worker restarted after a crash)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   import cloudpickle  # pylint: disable=import-outside-toplevel
   from safedreamer.envs.safety_gym_compat import import_gymnasium  # pylint: disable=import-outside-toplevel
   if b'gymnasium' in payload:  # unpickling would import it: do it without its notices
