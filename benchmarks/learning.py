@@ -6,7 +6,7 @@ One run (curve next to a random policy on the same task):
   python benchmarks/learning.py safetygym/SafetyPointGoal1-v0 --configs bsrp_lag small \
       --steps 300000 --seed 0 [--logdir DIR] [--eval_every 25000] [--eval_episodes 5]
 
-The protocol (several seeds, two at once on two cores, one XLA thread each):
+The protocol (several seeds, two at once on two cores, each pinned to its own core):
 
   python benchmarks/learning.py toy/hazard --configs bsrp_lag tiny toy --steps 30000 \
       --seeds 0 1 2 --out DIR [--jobs 2] [--eval_seeds 1000 2000] [--final_episodes 20]
@@ -29,6 +29,7 @@ import concurrent.futures
 import json
 import os
 import pathlib
+import queue
 import subprocess
 import sys
 import time
@@ -94,16 +95,44 @@ def _child_env() -> dict:
   return env
 
 
-def _run(cmd: list[str], log: pathlib.Path) -> None:
+def core_slots(jobs: int) -> queue.Queue | None:
+  """One CPU core per seed trained at once, when there are that many; else None.
+
+  The XLA_FLAGS of `_child_env` do not keep jax 0.7's CPU runtime on one thread (a
+  lone run's update uses ~1.5 cores), so seeds trained side by side are pinned each
+  to its own core instead."""
+  cpus = sorted(os.sched_getaffinity(0))
+  if jobs > len(cpus):
+    return None
+  slots = queue.Queue()
+  for cpu in cpus[:jobs]:
+    slots.put(cpu)
+  return slots
+
+
+def _run(cmd: list[str], log: pathlib.Path, core: int | None = None) -> None:
+  """Run cmd (pinned to `core` with its children, if given), appending to log."""
   log.parent.mkdir(parents=True, exist_ok=True)
+  pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
   with open(log, 'a') as f:
-    code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+    code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env(),
+                           preexec_fn=pin)
   if code != 0:
     raise RuntimeError(f"{' '.join(cmd[:4])}... exited {code}; see {log}")
 
 
-def protocol_seed(args, seed: int, out: pathlib.Path) -> dict:
-  """Train one seed (resuming), then evaluate its final checkpoint on every eval seed."""
+def protocol_seed(args, seed: int, out: pathlib.Path, cores: queue.Queue | None = None) -> dict:
+  """Train one seed (resuming), then evaluate its final checkpoint on every eval seed,
+  on a core taken from `cores` for the while."""
+  core = cores.get() if cores is not None else None
+  try:
+    return _protocol_seed(args, seed, out, core)
+  finally:
+    if cores is not None:
+      cores.put(core)
+
+
+def _protocol_seed(args, seed: int, out: pathlib.Path, core: int | None) -> dict:
   run = out / f'seed{seed}'
   cmd = [sys.executable, __file__, args.task, '--configs', *args.configs, '--steps',
          str(args.steps), '--seed', str(seed), '--logdir', str(run), '--eval_episodes',
@@ -112,7 +141,7 @@ def protocol_seed(args, seed: int, out: pathlib.Path) -> dict:
     cmd += ['--eval_every', str(args.eval_every)]
   for key, value in args.set:
     cmd += ['--set', key, value]
-  _run(cmd, out / 'logs' / f'train_seed{seed}.log')
+  _run(cmd, out / 'logs' / f'train_seed{seed}.log', core)
   final_step = max(int(p.name) for p in (run / 'checkpoints').iterdir() if p.name.isdigit())
   evals = []
   for eval_seed in args.eval_seeds:
@@ -121,7 +150,7 @@ def protocol_seed(args, seed: int, out: pathlib.Path) -> dict:
     if not done.exists() or json.loads(done.read_text())['checkpoint_step'] != final_step:
       _run([sys.executable, '-m', 'safedreamer.cli', 'eval', '--logdir', str(run), '--episodes',
             str(args.final_episodes), '--seed', str(eval_seed), '--out', str(folder)],
-           out / 'logs' / f'eval_seed{seed}_{eval_seed}.log')
+           out / 'logs' / f'eval_seed{seed}_{eval_seed}.log', core)
     evals.append(json.loads((folder / 'eval.json').read_text()))
   from safedreamer.run.logger import read_metrics
   rates = [r['episode/CostRate'] for r in read_metrics(run / 'metrics.jsonl')
@@ -170,8 +199,9 @@ def run_protocol(args) -> dict:
   config = load_config(args.configs, {'task': args.task, **dict(args.set)})
   out = pathlib.Path(args.out)
   start = time.time()
+  cores = core_slots(args.jobs)
   with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-    futures = [pool.submit(protocol_seed, args, seed, out) for seed in args.seeds]
+    futures = [pool.submit(protocol_seed, args, seed, out, cores) for seed in args.seeds]
     rows = [f.result() for f in futures]
   result = summarize_protocol(rows, config.cost_limit, safe_optimum(args.task))
   result.update(task=args.task, configs=args.configs, steps=args.steps, sets=args.set,

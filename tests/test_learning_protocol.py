@@ -32,6 +32,18 @@ def test_protocol_summary_by_hand():
   assert at_limit['all_meet_limit'] and 'frac_safe_optimum' not in at_limit['across_seeds']
 
 
+def test_seeds_side_by_side_are_pinned_each_to_its_own_core(tmp_path):
+  import os
+  cpus = sorted(os.sched_getaffinity(0))
+  slots = learning.core_slots(len(cpus))
+  assert sorted(slots.get() for _ in cpus) == cpus
+  assert learning.core_slots(len(cpus) + 1) is None       # more jobs than cores: unpinned
+  log = tmp_path / 'child.log'
+  learning._run([sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'],
+                log, core=cpus[-1])
+  assert log.read_text().strip() == str([cpus[-1]])
+
+
 @pytest.mark.slow
 def test_protocol_end_to_end_on_toy(tmp_path):
   out = tmp_path / 'protocol'
