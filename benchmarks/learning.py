@@ -96,13 +96,14 @@ def _child_env() -> dict:
 
 
 def core_slots(jobs: int) -> queue.Queue | None:
-  """One CPU core per seed trained at once, when there are that many; else None.
+  """One CPU core per seed trained at once, when 2 or more run and there are that
+  many cores; else None (a single seed keeps every core its threads can use).
 
   The XLA_FLAGS of `_child_env` do not keep jax 0.7's CPU runtime on one thread (a
   lone run's update uses ~1.5 cores), so seeds trained side by side are pinned each
   to its own core instead."""
   cpus = sorted(os.sched_getaffinity(0))
-  if jobs > len(cpus):
+  if not 1 < jobs <= len(cpus):
     return None
   slots = queue.Queue()
   for cpu in cpus[:jobs]:
