@@ -202,8 +202,14 @@ def run_protocol(args) -> dict:
   start = time.time()
   cores = core_slots(args.jobs)
   with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-    futures = [pool.submit(protocol_seed, args, seed, out, cores) for seed in args.seeds]
-    rows = [f.result() for f in futures]
+    futures = {seed: pool.submit(protocol_seed, args, seed, out, cores) for seed in args.seeds}
+    failed = {seed: f.exception() for seed, f in futures.items() if f.exception()}
+  if failed:   # a stopped or failed seed: no table; re-running resumes where each stopped
+    for seed, error in failed.items():
+      print(f'seed {seed}: {error}', file=sys.stderr)
+    raise SystemExit(f'{len(failed)} of {len(futures)} seeds did not finish; re-run the '
+                     'same command to resume them')
+  rows = [f.result() for f in futures.values()]
   result = summarize_protocol(rows, config.cost_limit, safe_optimum(args.task))
   result.update(task=args.task, configs=args.configs, steps=args.steps, sets=args.set,
                 eval_seeds=args.eval_seeds, wall_seconds=round(time.time() - start, 1))
@@ -246,7 +252,10 @@ def main(argv=None) -> dict:
   logdir = pathlib.Path(args.logdir or f"runs/learning/{args.task.replace('/', '_')}/"
                         f"{'-'.join(args.configs)}/seed{args.seed}")
   start = time.time()
-  train(config, logdir)
+  counters = train(config, logdir)
+  if counters.get('stopped'):   # a signal stopped it before run.steps: nothing is final yet
+    from safedreamer.run.signals import exit_status
+    raise SystemExit(exit_status(counters['stopped']))
   wall = time.time() - start
   curve = write_curve(logdir, config, random_policy_level(config, args.eval_episodes), wall)
   optimum = safe_optimum(args.task)

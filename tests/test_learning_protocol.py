@@ -70,3 +70,26 @@ def test_protocol_end_to_end_on_toy(tmp_path):
                           '--seeds', '0', '--out', str(out), '--final_episodes', '2',
                           '--set', 'run.progress', 'false'])
   assert longer['seeds'][0]['step'] >= 500 > result['seeds'][0]['step']
+
+
+def test_a_stopped_run_is_not_final(tmp_path, monkeypatch):
+  """A run stopped by a signal exits with the signal's status, writes no curve, and
+  the protocol writes no table, so a partial run is never evaluated as final."""
+  import safedreamer.run.train as train_mod
+  monkeypatch.setattr(train_mod, 'train', lambda config, logdir: {'stopped': 15})
+  with pytest.raises(SystemExit) as stop:
+    learning.main(['toy/hazard', '--configs', 'bsrp_lag', 'tiny', '--steps', '100',
+                   '--logdir', str(tmp_path / 'run')])
+  assert stop.value.code == 143
+  assert not (tmp_path / 'run' / 'curve.json').exists()
+
+  def seed_run(args, seed, out, cores=None):
+    if seed == 1:
+      raise RuntimeError('exited 143')
+    return {'seed': seed, 'step': 100, 'episodes': 2, 'EpRet': 1.0, 'EpCost': 0.0,
+            'CostRate': 0.0}
+  monkeypatch.setattr(learning, 'protocol_seed', seed_run)
+  with pytest.raises(SystemExit, match='1 of 2 seeds did not finish; re-run'):
+    learning.main(['toy/hazard', '--configs', 'bsrp_lag', 'tiny', '--steps', '100',
+                   '--seeds', '0', '1', '--out', str(tmp_path / 'protocol')])
+  assert not (tmp_path / 'protocol' / 'protocol.md').exists()
