@@ -22,41 +22,62 @@ def test_symlog_symexp_by_hand():
   np.testing.assert_allclose(symexp(symlog(y)), y, rtol=1e-5)
 
 
-BINS = twohot_bins(5, -2.0, 2.0)  # [-2, -1, 0, 1, 2]
+BINS = twohot_bins(5, 2.0)  # positions [-2, -1, 0, 1, 2] in symlog space
+V1, V2 = E - 1, E ** 2 - 1  # their values: [-V2, -V1, 0, V1, V2]
 
 
 @pytest.mark.parametrize('y, target', [
-    (0.25, [0, 0, 0.75, 0.25, 0]),    # between bins: linear weights
-    (-1.5, [0.5, 0.5, 0, 0, 0]),
-    (1.0, [0, 0, 0, 1, 0]),           # exactly on a bin
-    (-2.0, [1, 0, 0, 0, 0]),          # exactly on the edges
-    (2.0, [0, 0, 0, 0, 1]),
-    (7.0, [0, 0, 0, 0, 1]),           # outside the range: the nearest edge
-    (-30.0, [1, 0, 0, 0, 0]),
+    (V1 / 2, [0, 0, 0.5, 0.5, 0]),             # between values: linear in the value
+    (V1 / 4, [0, 0, 0.75, 0.25, 0]),
+    (-(V1 + V2) / 2, [0.5, 0.5, 0, 0, 0]),     # a wider gap further out, still halves
+    (V1 + 0.25 * (V2 - V1), [0, 0, 0, 0.75, 0.25]),
+    (V1, [0, 0, 0, 1, 0]),                     # exactly on a value
+    (-V2, [1, 0, 0, 0, 0]),                    # exactly on the edges
+    (V2, [0, 0, 0, 0, 1]),
+    (100.0, [0, 0, 0, 0, 1]),                  # outside the range: the nearest edge
+    (-1e4, [1, 0, 0, 0, 0]),
 ])
 def test_twohot_encode_by_hand(y, target):
   np.testing.assert_allclose(twohot_encode(jnp.float32(y), BINS), target, atol=1e-6)
 
 
 def test_twohot_encode_batched_and_expectation():
-  y = jnp.array([[-1.7, 0.3], [1.99, -0.01]])
+  y = jnp.array([[-5.7, 0.3], [6.3, -0.01]])
   two = twohot_encode(y, BINS)
   assert two.shape == (2, 2, 5)
   np.testing.assert_allclose(two.sum(-1), 1.0, atol=1e-6)
-  np.testing.assert_allclose((two * BINS).sum(-1), y, atol=1e-6)  # exact inside the range
+  np.testing.assert_allclose((two * symexp(BINS)).sum(-1), y, atol=1e-5)  # exact in range
 
 
 def test_twohot_mean_and_nll_by_hand():
   logits = jnp.log(jnp.array([0, 0, 0.75, 0.25, 0.0]))
-  # mean is symexp of the expected bin: symexp(0.25) = e^0.25 - 1
-  np.testing.assert_allclose(twohot_mean(logits, BINS), E ** 0.25 - 1, rtol=1e-6)
+  # the expectation of the values: 0.75 * 0 + 0.25 * (e - 1)
+  np.testing.assert_allclose(twohot_mean(logits, BINS), 0.25 * V1, rtol=1e-6)
+  np.testing.assert_allclose(twohot_mean(jnp.log(jnp.array([.1, .2, .3, .4, 1e-30])), BINS),
+                             -.1 * V2 + .2 * V1, rtol=1e-5)
+  # a uniform (zero-initialised) head predicts exactly 0, at any number of bins
+  for num in (5, 31, 255):
+    assert float(twohot_mean(jnp.zeros(num), twohot_bins(num))) == 0.0
   # uniform logits: NLL of any target is log(5)
-  target = symexp(jnp.float32(0.25))
-  np.testing.assert_allclose(twohot_nll(jnp.zeros(5), target, BINS), math.log(5), rtol=1e-6)
-  # target 0.25 in symlog space with logits = log(two-hot): NLL = -(0.75 ln .75 + .25 ln .25)
-  np.testing.assert_allclose(twohot_nll(jnp.log(jnp.array([1e-9, 1e-9, .75, .25, 1e-9])), target,
-                                        BINS), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)),
-                             rtol=1e-4)
+  np.testing.assert_allclose(twohot_nll(jnp.zeros(5), V1 / 4, BINS), math.log(5), rtol=1e-6)
+  # logits = log(two-hot of the target): NLL = -(0.75 ln .75 + .25 ln .25)
+  np.testing.assert_allclose(twohot_nll(jnp.log(jnp.array([1e-9, 1e-9, .75, .25, 1e-9])),
+                                        V1 / 4, BINS),
+                             -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), rtol=1e-4)
+
+
+def test_twohot_fit_of_a_stochastic_target_predicts_its_mean():
+  """The cross-entropy optimum for a target that is 0 or 20 with even odds is the
+  average of their two-hot codes; its mean is 10. (The symlog-space mean of DreamerV3
+  1.x read it as symexp(symlog(20) / 2) = 3.6, and a cost critic trained on such
+  returns was ~3x below its own imagined costs.)"""
+  bins = twohot_bins(255)
+  fit = 0.5 * twohot_encode(jnp.float32(0.0), bins) + 0.5 * twohot_encode(jnp.float32(20.0), bins)
+  np.testing.assert_allclose(twohot_mean(jnp.log(fit + 1e-30), bins), 10.0, rtol=1e-5)
+  # and gradient descent on the NLL gets there from a zero-initialised head
+  loss = lambda lg: 0.5 * (twohot_nll(lg, 0.0, bins) + twohot_nll(lg, 20.0, bins))
+  logits = jax.lax.fori_loop(0, 1000, lambda _, lg: lg - jax.grad(loss)(lg), jnp.zeros(255))
+  np.testing.assert_allclose(twohot_mean(logits, bins), 10.0, rtol=0.02)
 
 
 def test_hurdle_mean_and_nll_by_hand():
@@ -78,19 +99,19 @@ def test_hurdle_mean_and_nll_by_hand():
 
 
 def test_weighted_cost_fit_is_undone_by_hand():
-  # bins [-2, -1, 0, 1, 2]: a cost of 1 is all on bin 1, weighted x4
+  # values [-V2, -V1, 0, V1, V2]: a cost of V1 is all on bin 3, weighted x4
   logits = jnp.zeros(5)
-  np.testing.assert_allclose(twohot_weighted_nll(logits, symexp(jnp.float32(1.0)), BINS, 4.0),
+  np.testing.assert_allclose(twohot_weighted_nll(logits, jnp.float32(V1), BINS, 4.0),
                              4 * math.log(5), rtol=1e-6)
   np.testing.assert_allclose(twohot_weighted_nll(logits, 0.0, BINS, 4.0), math.log(5), rtol=1e-6)
-  # the weighted fit of P(cost) = 0.2 of symlog size 1 is p_w = 4 * 0.2 / (1 + 3 * 0.2) = 0.5
+  # the weighted fit of P(cost) = 0.2 of size V1 is p_w = 4 * 0.2 / (1 + 3 * 0.2) = 0.5
   fitted = jnp.log(jnp.array([1e-9, 1e-9, 0.5, 0.5, 1e-9]))
-  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS, 4.0), 0.2 * (E - 1), rtol=1e-5)
-  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS), 0.5 * (E - 1), rtol=1e-5)
-  # mass on negative bins counts as no cost; the size is the positive bins' symlog mean
+  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS, 4.0), 0.2 * V1, rtol=1e-5)
+  np.testing.assert_allclose(twohot_cost_mean(fitted, BINS), 0.5 * V1, rtol=1e-5)
+  # mass on negative bins counts as no cost; the positive values are averaged as they are
   probs = jnp.array([0.3, 0.0, 0.3, 0.2, 0.2])
   np.testing.assert_allclose(twohot_cost_mean(jnp.log(probs + 1e-12), BINS),
-                             0.4 * symexp(1.5), rtol=1e-5)
+                             0.2 * V1 + 0.2 * V2, rtol=1e-5)
   # hurdle: logit log(4) fitted at weight 4 is odds 1 -> P = 0.5; size 3
   out = jnp.array([math.log(4.0), math.log(4.0)])
   np.testing.assert_allclose(hurdle_mean(out, 4.0), 0.5 * 3.0, rtol=1e-6)

@@ -9,8 +9,9 @@ Loss per step (averaged over the [B, T] batch):
     + symlog size error there; `cost_head='hurdle'`)
   + continue Bernoulli NLL (target 1 - is_terminal)
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
-Heads read the model state feature [h, z]. Reward and (two-hot) cost heads regress
-symlog(value) with 255-bin two-hot targets over [-20, 20]; their output layers
+Heads read the model state feature [h, z]. Reward and (two-hot) cost heads are
+255-bin two-hot regressions over values equally spaced in symlog space, [-20, 20],
+whose means are unbiased (nn/functions.py); their output layers
 start at zero, so the first reward predictions are exactly 0. The cost is a rare,
 non-negative quantity: a two-hot cost head's logits sit on a prior that puts a fresh
 head's mass on small values (`cost_prior`; first predictions ~0.02 per step), a

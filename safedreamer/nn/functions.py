@@ -1,24 +1,27 @@
 """Pure scalar-transform math: symlog / symexp and two-hot discrete regression.
 
 Two-hot regression (DreamerV3): a scalar y is predicted as a softmax over `bins`
-equally spaced points in symlog space; the target puts its weight on the two bins
-around symlog(y), linearly interpolated, so the expectation over the target equals
-symlog(y) exactly (inside the bin range). The prediction's mean is symexp of the
-expected bin value.
+points equally spaced in symlog space, standing for the values symexp(bin). The
+target puts its weight on the two values around y, linearly interpolated in the
+original space, so the expectation over the target equals y exactly (inside the
+range), and the prediction's mean is the softmax's expectation of those values. A
+head fitted to a stochastic target therefore predicts its mean: taking the
+expectation in symlog space instead (DreamerV3 1.x, which the authors forked) gives
+symexp(E[symlog y]) <= E[y], biased low by Jensen's inequality wherever the target
+varies (a return that is 0 or 20 with even odds reads 3.6, not 10), which is how a
+cost critic's lambda-returns look near hazards.
 
 Hurdle regression (for rare non-negative costs, `model.cost_head='hurdle'`): two
 outputs, the logit of P(y > 0) and symlog of the size of y when it is > 0; the mean
-is P(y > 0) * size, computed in the original space. Two-hot's mean, symexp of an
-expectation taken in symlog space, is biased low for a mixture of many zeros and a
-few large values (p = 0.1 of y = 3.3 gives 0.16, not 0.33).
+is P(y > 0) * size, computed in the original space.
 
 Weighted costs (the authors weight the cost loss x10 on costly steps): a weight w on
 the positive outcomes of a likelihood fit multiplies the fitted odds of "y > 0" by w
 (p becomes w p / (1 + (w - 1) p)), so the means below take the same weight and divide
 it back out of the fitted probability (a logit correction by -log w). The cost head's
 predictions then estimate the true expected cost while its loss still emphasises the
-rare costly steps. `twohot_cost_mean` reads a two-hot head as a hurdle: P(y > 0) from
-the mass on the positive bins, the size from their symlog-space mean.
+rare costly steps. `twohot_cost_mean` counts a two-hot head's mass on negative
+values as no cost.
 """
 from __future__ import annotations
 
@@ -38,38 +41,49 @@ def symexp(x):
   return jnp.sign(x) * jnp.expm1(jnp.abs(x))
 
 
-def twohot_bins(num: int, low: float = -20.0, high: float = 20.0):
-  """`num` equally spaced bin centres in symlog space (two-hot needs equal spacing)."""
-  return jnp.linspace(low, high, num, dtype=jnp.float32)
+def twohot_bins(num: int, limit: float = 20.0):
+  """`num` bin positions equally spaced in symlog space over [-limit, limit]; bin b
+  stands for the value symexp(b). They are symmetric about 0 (`twohot_mean` relies on
+  it), and an odd `num` puts one on 0 exactly."""
+  return jnp.linspace(-limit, limit, num, dtype=jnp.float32)
 
 
 def twohot_encode(y, bins):
-  """Two-hot target over equally spaced `bins` for values `y` already in bin space.
+  """Two-hot target of values `y` (original space) over the values symexp(bins).
 
-  y: [...] -> [..., len(bins)]. The weight of bin b is the tent max(0, 1 - |b - y| /
-  spacing): linear interpolation between the two bins around y, all weight on a bin
-  that y hits exactly, and on the nearest edge bin for y outside the range. (One
-  elementwise pass, no comparisons or reductions over the bins.)
+  y: [...] -> [..., len(bins)]. Bin b's weight is a tent that falls linearly from 1 at
+  its own value to 0 at its neighbours' (widths differ left and right): linear
+  interpolation between the two values around y, all weight on a value that y hits
+  exactly, and on the nearest edge for y outside the range. One elementwise pass.
   """
-  step = bins[1] - bins[0]
-  y = jnp.clip(y, bins[0], bins[-1])
-  return jax.nn.relu(1.0 - jnp.abs(bins - y[..., None]) / step)
+  values = symexp(bins)
+  gaps = values[1:] - values[:-1]
+  inf = jnp.full((1,), jnp.inf, values.dtype)
+  right, left = jnp.concatenate([gaps, inf]), jnp.concatenate([inf, gaps])
+  y = jnp.clip(y, values[0], values[-1])[..., None]
+  width = jnp.where(y >= values, right, left)
+  return jax.nn.relu(1.0 - jnp.abs(y - values) / width)
 
 
 def twohot_mean(logits, bins):
-  """Predicted mean in the original space: symexp(E_softmax[bin])."""
-  return symexp(jnp.sum(jax.nn.softmax(logits, -1) * bins, -1))
+  """Predicted mean: the softmax's expectation of the values symexp(bins), summed as
+  v_b * (p_b - p_-b) over the positive values of the symmetric bins, so that mirrored
+  masses cancel exactly (a uniform softmax, a zero-initialised head's, gives 0 and not
+  float32's rounding of +-symexp(20) / 255)."""
+  probs = jax.nn.softmax(logits, -1)
+  mirrored = probs - probs[..., ::-1]
+  return jnp.sum(jnp.where(bins > 0, mirrored * symexp(bins), 0.0), -1)
 
 
 def twohot_nll(logits, target, bins, extra=None, extra_weight=1.0, bin_weights=None):
-  """Negative log-likelihood of the two-hot encoding of symlog(target).
+  """Negative log-likelihood of the two-hot encoding of `target`.
 
   With `extra` (a second target), returns NLL(target) + extra_weight * NLL(extra)
   from one log-softmax and one reduction over the bins. `bin_weights` [bins]
   weighs the target's mass bin by bin."""
-  two = twohot_encode(symlog(target), bins)
+  two = twohot_encode(target, bins)
   if extra is not None:
-    two = two + extra_weight * twohot_encode(symlog(extra), bins)
+    two = two + extra_weight * twohot_encode(extra, bins)
   if bin_weights is not None:
     two = two * bin_weights
   two = jax.lax.stop_gradient(two)
@@ -85,8 +99,8 @@ def cost_prior(bins, rate: float = 4.0):
   """Logit offsets -rate * |bin| [bins] under a two-hot head for rare non-negative
   costs: with all-zero outputs (a fresh, zero-initialised head) its mass is on small
   values. Read by `twohot_cost_mean`, a uniform head would predict a cost of
-  thousands (the positive bins' symlog mean is ~10); on this prior a fresh head
-  predicts ~0.01-0.02 per step (255 bins, cost weight 10). An offset changes what the
+  tens of millions (its mass reaches symexp(20) = 4.9e8); on this prior a fresh head
+  predicts ~0.001-0.02 per step (31-255 bins, cost weight 10). An offset changes what the
   head starts from, not what it can fit."""
   return -rate * jnp.abs(bins)
 
@@ -104,14 +118,12 @@ def twohot_weighted_nll(logits, target, bins, pos_weight=1.0):
 
 def twohot_cost_mean(logits, bins, pos_weight=1.0):
   """Mean of a non-negative quantity from a two-hot head fitted with
-  `twohot_weighted_nll(..., pos_weight)`: P(y > 0) * symexp(E[bin | bin > 0]), with
-  the weight's log taken off the positive bins' logits first (mass on negative bins
-  counts as 0)."""
+  `twohot_weighted_nll(..., pos_weight)`: the expectation of the positive values,
+  with the weight's log taken off the positive bins' logits first (mass on negative
+  bins counts as 0)."""
   pos = positive_bins(bins)
   probs = jax.nn.softmax(logits - jnp.where(pos, jnp.log(pos_weight), 0.0), -1)
-  p_pos = jnp.sum(jnp.where(pos, probs, 0.0), -1)
-  size = jnp.sum(jnp.where(pos, probs * bins, 0.0), -1) / jnp.maximum(p_pos, 1e-20)
-  return p_pos * symexp(size)
+  return jnp.sum(jnp.where(pos, probs * symexp(bins), 0.0), -1)
 
 
 def hurdle_mean(out, pos_weight=1.0):
