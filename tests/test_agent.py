@@ -179,9 +179,13 @@ def test_planner_sees_returns_in_environment_units():
   scaled.train(dict(batch, reward=batch['reward'] / 10))   # the same task, rewards / 10
   states = plain.init_policy_state(4)['latent']
   states = jax.tree.map(lambda x: x + jax.random.normal(jax.random.PRNGKey(0), x.shape), states)
+  # after one update the critics' mirrored bins still cancel (value exactly 0): give
+  # both agents one critic with non-zero outputs, learned in reward units x 10
+  critic = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape),
+                        scaled.params['critic'])
   for name in ('reward', 'value'):
-    want = getattr(plain.plan_model(), name)(states) / 10
-    got = getattr(scaled.plan_model(), name)(states)
+    want = getattr(plain.plan_model(dict(plain.params, critic=critic)), name)(states) / 10
+    got = getattr(scaled.plan_model(dict(scaled.params, critic=critic)), name)(states)
     assert float(jnp.abs(want).max()) > 0
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-7)
 

@@ -58,6 +58,11 @@ def test_twohot_mean_and_nll_by_hand():
   # a uniform (zero-initialised) head predicts exactly 0, at any number of bins
   for num in (5, 31, 255):
     assert float(twohot_mean(jnp.zeros(num), twohot_bins(num))) == 0.0
+  # and its gradient is p_b (v_b - mean) = v_b / 255, also near 0 where rounding in a
+  # sum of +-symexp(20) / 255 terms would be of order 1
+  bins = twohot_bins(255)
+  np.testing.assert_allclose(jax.grad(twohot_mean)(jnp.zeros(255), bins), symexp(bins) / 255,
+                             rtol=1e-5, atol=1e-6)
   # uniform logits: NLL of any target is log(5)
   np.testing.assert_allclose(twohot_nll(jnp.zeros(5), V1 / 4, BINS), math.log(5), rtol=1e-6)
   # logits = log(two-hot of the target): NLL = -(0.75 ln .75 + .25 ln .25)

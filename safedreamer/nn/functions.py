@@ -69,10 +69,12 @@ def twohot_mean(logits, bins):
   """Predicted mean: the softmax's expectation of the values symexp(bins), summed as
   v_b * (p_b - p_-b) over the positive values of the symmetric bins, so that mirrored
   masses cancel exactly (a uniform softmax, a zero-initialised head's, gives 0 and not
-  float32's rounding of +-symexp(20) / 255)."""
-  probs = jax.nn.softmax(logits, -1)
-  mirrored = probs - probs[..., ::-1]
-  return jnp.sum(jnp.where(bins > 0, mirrored * symexp(bins), 0.0), -1)
+  float32's rounding of +-symexp(20) / 255). It divides by the partition sum last, so
+  the gradient p_b (+-v_b - mean) uses that mean too (softmax's own backward pass would
+  sum p_c v_c unpaired, and its rounding would swamp the gradient of a fresh head)."""
+  e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, -1, keepdims=True)))
+  mirrored = jnp.sum(jnp.where(bins > 0, (e - e[..., ::-1]) * symexp(bins), 0.0), -1)
+  return mirrored / jnp.sum(e, -1)
 
 
 def twohot_nll(logits, target, bins, extra=None, extra_weight=1.0, bin_weights=None):
