@@ -70,7 +70,6 @@ def test_sharded_update_equals_single_device_update():
                        text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
-  print(result['over'], result['size'], result['worst'])
   assert result['devices'] == [2] and result['replicated']  # the state lives on both devices
   assert result['worst'][1] <= 0, result['worst']  # every state leaf within two Adam steps
   assert result['over'] <= 1e-4 * result['size'], result  # and nearly all within float noise
