@@ -42,18 +42,17 @@ leaves = jax.tree.leaves(two)
 # order). Adam's first steps move an element by ~lr * sign(gradient), so an element
 # whose gradient is ~0 may flip with the summation order: such elements are counted
 # ('over'), and bounded by two steps of the largest learning rate (2e-4).
+paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(one)]
 pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
          for a, b in zip(jax.tree.leaves(one), leaves)]
 over = sum(int((np.abs(b - a) > 1e-5 + 1e-3 * np.abs(a)).sum()) for a, b in pairs)
 size = sum(a.size for a, _ in pairs)
-excess = jax.tree_util.tree_leaves_with_path(jax.tree.map(
-    lambda a, b: float(np.max(np.abs(np.asarray(b, np.float64) - np.asarray(a, np.float64))
-                              - (2e-4 + 1e-3 * np.abs(np.asarray(a, np.float64))))), one, two))
-worst = max(excess, key=lambda x: x[1])
+excess = [float(np.max(np.abs(b - a) - (2e-4 + 1e-3 * np.abs(a)))) for a, b in pairs]
+worst = max(zip(paths, excess), key=lambda x: x[1])
 print(json.dumps({
     'devices': sorted({len(x.sharding.device_set) for x in leaves}),
     'replicated': all(x.sharding.is_fully_replicated for x in leaves),
-    'worst': [jax.tree_util.keystr(worst[0]), worst[1]], 'over': over, 'size': size,
+    'worst': list(worst), 'over': over, 'size': size,
     'metrics': {k: [float(m1[k]), float(m2[k])] for k in m1},
 }))
 '''
