@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hlo_dots  # noqa: E402
 
@@ -79,7 +81,7 @@ def make_agent(size, obs_dim, act_dim, extra=None, method='bsrp_lag'):
   presets, overrides = SIZES[size]
   cfg = load_config(presets + [method], {**overrides, **BATCH, **(extra or {})})
   agent = DreamerAgent(cfg, {'vector': ((obs_dim,), np.float32)}, act_dim)
-  B, T = cfg.replay.batch_size, cfg.replay.batch_length
+  B, T = cfg.replay.batch_size * cfg.model.updates, cfg.replay.batch_length
   rng = np.random.default_rng(0)
   batch = {'vector': rng.normal(size=(B, T, obs_dim)).astype(np.float32),
            'action': rng.uniform(-1, 1, (B, T, act_dim)).astype(np.float32),
@@ -98,10 +100,12 @@ def compile_update(agent, batch):
   return compiled, hlo_dots.matmul_flops(compiled.as_text()), float(xla.get('flops', 0.0))
 
 
-def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None, method='bsrp_lag'):
+def run_one(size, reps, obs_dim, act_dim, ceiling=False, batch_shape=None, method='bsrp_lag',
+            overrides=None):
   import jax
   extra = ({'replay.batch_size': batch_shape[0], 'replay.batch_length': batch_shape[1]}
-           if batch_shape else None)
+           if batch_shape else {})
+  extra.update(overrides or {})
   cfg, agent, batch = make_agent(size, obs_dim, act_dim, extra, method)
   t = time.perf_counter()
   compiled, flops, xla_flops = compile_update(agent, batch)
@@ -163,6 +167,7 @@ def _child(one, args):
   cmd = [sys.executable, __file__, '--one', one, '--reps', str(args.reps),
          '--obs-dim', str(args.obs_dim), '--act-dim', str(args.act_dim),
          '--batch', *map(str, args.batch), '--method', args.method] + (['--ceiling'] if args.ceiling else [])
+  cmd += [x for kv in args.set for x in ('--set', *kv)]
   out = subprocess.run(cmd, capture_output=True, text=True)
   if out.returncode:
     print(out.stderr[-3000:], file=sys.stderr)
@@ -208,6 +213,8 @@ def main():
                       help="dreamerv3: no cost critic nor Lagrangian (DreamerV3's own work)")
   parser.add_argument('--ceiling', action='store_true',
                       help='also time every dot of the update alone (hlo_dots.py)')
+  parser.add_argument('--set', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
+                      help='config override, e.g. --set model.updates 2')
   parser.add_argument('--one', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.one:
@@ -215,10 +222,10 @@ def main():
       out = horizon_check(args.one.split(':', 1)[1], args.obs_dim, args.act_dim)
     else:
       out = run_one(args.one, args.reps, args.obs_dim, args.act_dim, args.ceiling, args.batch,
-                    args.method)
+                    args.method, {k: yaml.safe_load(v) for k, v in args.set})
     print(json.dumps(out))
     return
-  result = {'batch': args.batch,
+  result = {'batch': args.batch, 'set': args.set,
             'cpus': os.cpu_count(), 'load_avg_at_start': os.getloadavg(), 'rows': []}
   print(HEADER, flush=True)
   for size in args.sizes:

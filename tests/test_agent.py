@@ -241,3 +241,29 @@ def test_bsrp_pid_multiplier_moves_on_training_episodes_and_is_checkpointed():
   b.load(a.save())
   assert float(b.lag_pid.lam) == float(a.lag_pid.lam) and int(b.lag_pid.count) == 2
   np.testing.assert_allclose(float(b.state['lag']['lam']), lam, rtol=1e-6)
+
+
+def test_several_world_model_updates_per_update():
+  """model.updates 2: a batch of 2B sequences is two world-model updates, one per half,
+  in order, as if made one after the other; the metrics are their mean; the training
+  loop's batch must have that size."""
+  cfg = load_config(['tiny', 'bsrp_lag'], {'model.updates': 2})
+  agent = DreamerAgent(cfg, OBS, ACT)
+  core = agent.core
+  before = jax.tree.map(jnp.copy, agent.state)     # the update donates its state
+  halves = [make_batch(cfg, seed=s) for s in (0, 1)]
+  metrics = agent.train({k: np.concatenate([h[k] for h in halves]) for k in halves[0]})
+
+  _, k_wm, _ = jax.random.split(before['key'], 3)
+  step = jax.jit(core._wm_step)
+  params, opt = before['params']['wm'], before['opt']['wm']
+  losses = []
+  for half, key in zip(halves, jax.random.split(k_wm, 2)):
+    params, opt, m, _ = step(params, opt, agent._prepare_batch(half), key)
+    losses.append(float(m['wm/loss']))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               agent.state['params']['wm'], params)
+  np.testing.assert_allclose(metrics['wm/loss'], np.mean(losses), rtol=1e-5)
+  assert abs(losses[0] - losses[1]) > 1e-4       # two batches, not one seen twice
+  with pytest.raises(ValueError, match='model.updates'):
+    agent.train(halves[0])

@@ -91,6 +91,10 @@ class DreamerAgent(Agent):
     return out
 
   def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    rows = self.config.replay.batch_size * self.config.model.updates
+    if len(batch['action']) != rows:  # the update would split it into other batches
+      raise ValueError(f'a training batch holds replay.batch_size x model.updates = {rows} '
+                       f'sequences, not {len(batch["action"])}')
     self.state, metrics = self.core.update(self.state, self._prepare_batch(batch))
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 

@@ -2,7 +2,8 @@
 
 `DreamerCore` binds a world model and a behaviour into pure functions of an agent
 state pytree and jits them: the update (world model, then actor / reward critic /
-cost critic in imagination from the updated model's view of the batch, then slow
+cost critic in imagination from the updated model's view of the batch (with
+`model.updates` > 1, of the last of that many batches, one world-model update each), then slow
 critics, return normaliser and Lagrangian; the state buffers are donated) and the
 policy step. `get_core` returns one core per (config without seed, observation
 space, action size, coordinate layout), so agents that differ only in seed (an
@@ -109,10 +110,20 @@ class DreamerCore:
     key, k_wm, k_beh = jax.random.split(state['key'], 3)
     params, opt = dict(state['params']), dict(state['opt'])
 
-    grad_fn = jax.value_and_grad(self.wm.loss, has_aux=True)
-    (_, (metrics, post)), grads = grad_fn(params['wm'], batch, k_wm)
-    metrics['wm/grad_norm'] = optax.tree.norm(grads)
-    params['wm'], opt['wm'] = self._apply('wm', grads, opt['wm'], params['wm'])
+    updates = cfg.model.updates
+    if updates == 1:
+      params['wm'], opt['wm'], metrics, post = self._wm_step(params['wm'], opt['wm'], batch, k_wm)
+    else:  # k updates on k batches of B sequences; imagination starts from the last
+      chunks = jax.tree.map(lambda x: x.reshape((updates, -1) + x.shape[1:]), batch)
+
+      def body(carry, inp):
+        wm_params, wm_opt, m, p = self._wm_step(*carry, *inp)
+        return (wm_params, wm_opt), (m, p)
+      (params['wm'], opt['wm']), (metrics, post) = jax.lax.scan(
+          body, (params['wm'], opt['wm']), (chunks, jax.random.split(k_wm, updates)))
+      metrics = jax.tree.map(lambda m: m.mean(0), metrics)
+      post = jax.tree.map(lambda x: x[-1], post)
+      batch = jax.tree.map(lambda x: x[-1], chunks)
 
     flat = lambda x: x.reshape((-1,) + x.shape[2:])
     start = jax.tree.map(flat, post)
@@ -139,6 +150,14 @@ class DreamerCore:
     new = {'params': params, 'opt': opt, 'slow': slow, 'retnorm': retnorm, 'lag': lag,
            'key': key, 'step': state['step'] + 1}
     return new, metrics
+
+  def _wm_step(self, wm_params, wm_opt, batch, key):
+    """One world-model update: (params, opt state, metrics, posterior of the batch)."""
+    grad_fn = jax.value_and_grad(self.wm.loss, has_aux=True)
+    (_, (metrics, post)), grads = grad_fn(wm_params, batch, key)
+    metrics['wm/grad_norm'] = optax.tree.norm(grads)
+    wm_params, wm_opt = self._apply('wm', grads, wm_opt, wm_params)
+    return wm_params, wm_opt, metrics, post
 
   def _apply(self, name, grads, opt_state, params):
     updates, opt_state = self.opts[name].update(grads, opt_state, params)

@@ -96,6 +96,9 @@ class Model(Section):
   lr: PosFloat = 1e-4
   eps: PosFloat = 1e-8
   clip: PosFloat = 1000.0
+  # World-model updates per agent update, each on its own batch of replay.batch_size
+  # (so the model replays this many times train_ratio); actor and critics learn once.
+  updates: int = Field(1, ge=1, le=64)
 
 
 class Behavior(Section):

@@ -183,7 +183,7 @@ def _train(config, logdir: pathlib.Path, stop: StopRequest, opened: list) -> dic
     if not prefilling and replay.num_windows(rcfg.batch_length) > 0:
       c['updates_due'] += per_step_updates
       while c['updates_due'] >= 1.0:
-        batch = replay.sample(rcfg.batch_size, rcfg.batch_length)
+        batch = replay.sample(rcfg.batch_size * config.model.updates, rcfg.batch_length)
         metrics = agent.train(batch)
         check_finite(metrics, c['step'])   # a NaN stops the run before it is saved
         for key, value in metrics.items():
