@@ -3,8 +3,8 @@
 `DreamerCore` binds a world model and a behaviour into pure functions of an agent
 state pytree and jits them: the update (world model, then actor / reward critic /
 cost critic in imagination from the updated model's view of the batch (with
-`model.updates` > 1, of the last of that many batches, one world-model update each), then slow
-critics, return normaliser and Lagrangian; the state buffers are donated) and the
+`model.updates` K > 1: K world-model updates on K batches, imagination from the last),
+then slow critics, return normaliser and Lagrangian; the state buffers are donated) and the
 policy step. `get_core` returns one core per (config without seed, observation
 space, action size, coordinate layout), so agents that differ only in seed (an
 evaluation copy, a restored checkpoint, tests) compile once. A core is fixed once
@@ -113,7 +113,7 @@ class DreamerCore:
     updates = cfg.model.updates
     if updates == 1:
       params['wm'], opt['wm'], metrics, post = self._wm_step(params['wm'], opt['wm'], batch, k_wm)
-    else:  # k updates on k batches of B sequences; imagination starts from the last
+    else:  # one update per batch of B sequences; imagination starts from the last
       chunks = jax.tree.map(lambda x: x.reshape((updates, -1) + x.shape[1:]), batch)
 
       def body(carry, inp):
