@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 
-ONE_THREAD = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from learning import ONE_THREAD  # noqa: E402
 
 
 def export(commit: str, out: pathlib.Path, repo: pathlib.Path) -> tuple[str, pathlib.Path]:
@@ -36,17 +37,15 @@ def export(commit: str, out: pathlib.Path, repo: pathlib.Path) -> tuple[str, pat
   return sha, src
 
 
-def command(args, src: pathlib.Path, logdir: pathlib.Path, core: int) -> list[str]:
-  cmd = [sys.executable, '-m', 'safedreamer', 'train', '--configs', *args.configs,
-         '--task', args.task, '--run.steps', str(args.steps), '--run.progress', 'false',
-         '--seed', str(args.seed), '--logdir', str(logdir)]
-  return (['taskset', '-c', str(core)] if hasattr(os, 'sched_setaffinity') else []) + cmd
+def command(args, logdir: pathlib.Path) -> list[str]:
+  return [sys.executable, '-m', 'safedreamer', 'train', '--configs', *args.configs,
+          '--task', args.task, '--run.steps', str(args.steps), '--run.progress', 'false',
+          '--seed', str(args.seed), '--logdir', str(logdir)]
 
 
 def environ(src: pathlib.Path, cache: pathlib.Path) -> dict:
-  env = dict(os.environ, PYTHONPATH=str(src), XLA_FLAGS=ONE_THREAD,
-             SAFEDREAMER_JAX_CACHE=str(cache))
-  return env
+  return dict(os.environ, PYTHONPATH=str(src), XLA_FLAGS=ONE_THREAD,
+              SAFEDREAMER_JAX_CACHE=str(cache))
 
 
 def summary(rounds: list[dict]) -> dict:
@@ -91,11 +90,12 @@ def main() -> None:
         raise SystemExit(f'{run} exists: use a new --out')
       log = open(args.out / f'round{i + 1}-{side}.log', 'w')
       starts[side] = time.perf_counter()
-      procs[side] = (subprocess.Popen(command(args, src, run / 'run', core), cwd=src,
+      pin = lambda core=core: os.sched_setaffinity(0, {core})   # noqa: E731
+      procs[side] = (subprocess.Popen(command(args, run / 'run'), cwd=src,
                                       env=environ(src, run / 'jax_cache'), stdout=log,
-                                      stderr=subprocess.STDOUT), log)
+                                      stderr=subprocess.STDOUT, preexec_fn=pin), log)
     row = {'cores': cores, 'load_at_start': os.getloadavg()[0]}
-    while len(row) < 4:   # each side's time when it ends, whichever ends first
+    while any(f'{side}_s' not in row for side in procs):  # each side's time at its end
       time.sleep(0.5)
       for side, (proc, log) in procs.items():
         if f'{side}_s' not in row and proc.poll() is not None:
