@@ -37,6 +37,8 @@ for step in range(2):
   batch['reward'] = batch['reward'].astype(np.float32)
   one, m1 = core.update(one, batch)
   two, m2 = update2(two, batch)
+  if step == 0:  # metrics from equal states; after a step, Adam's sign flips move ~0 gradients
+    first = {k: [float(m1[k]), float(m2[k])] for k in m1}
 leaves = jax.tree.leaves(two)
 # Elementwise |sharded - single| against atol + rtol |single| (float sums in another
 # order). Adam's first steps move an element by ~lr * sign(gradient), so an element
@@ -53,7 +55,7 @@ print(json.dumps({
     'devices': sorted({len(x.sharding.device_set) for x in leaves}),
     'replicated': all(x.sharding.is_fully_replicated for x in leaves),
     'worst': list(worst), 'over': over, 'size': size,
-    'metrics': {k: [float(m1[k]), float(m2[k])] for k in m1},
+    'metrics': first,
 }))
 '''
 
