@@ -85,3 +85,23 @@ def test_cost_estimate_sum_or_mean():
   rets = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # [H=2, N=2]
   np.testing.assert_allclose(lag.cost_estimate(rets, pessimistic=True), 5.0)   # mean(4, 6)
   np.testing.assert_allclose(lag.cost_estimate(rets, pessimistic=False), 2.5)  # mean(2, 3)
+
+
+def test_replay_returns_by_hand():
+  # real r_0..r_4 (r_t for arriving at s_t), bootstraps B_0..B_4, c_t, first f_t;
+  # gamma = return_lambda = 0.5; s_3 starts a new episode, s_2 is terminal
+  reward = jnp.array([9.0, 1.0, 2.0, 9.0, 4.0])
+  boot = jnp.array([10.0, 20.0, 30.0, 40.0, 50.0])
+  cont = jnp.array([1.0, 1.0, 0.0, 1.0, 1.0])
+  first = jnp.array([True, False, False, True, False])
+  # R_4 = B_4 = 50 (not returned)
+  # R_3 = 4 + .5 * 1 * (.5 * 50 + .5 * 50) = 29
+  # R_2 = B_2 = 30                           (s_3 starts a new episode)
+  # R_1 = 2 + .5 * 0 * (...)        = 2      (s_2 is terminal)
+  # R_0 = 1 + .5 * (.5 * 20 + .5 * 2) = 6.5
+  out = ret.replay_returns(reward, boot, cont, first, gamma=0.5, return_lambda=0.5)
+  np.testing.assert_allclose(out, [6.5, 2.0, 30.0, 29.0])
+  # without cuts or terminals it is lambda_returns on the real signal
+  ones, none = jnp.ones(5), jnp.zeros(5, bool)
+  np.testing.assert_allclose(ret.replay_returns(reward, boot, ones, none, 0.9, 0.7),
+                             ret.lambda_returns(reward[1:], boot, ones[1:], 0.9, 0.7), rtol=1e-6)

@@ -96,3 +96,40 @@ def test_lagrangian_gradient_lowers_the_imagined_cost():
                                             grad['actor']))
   after = cost(stepped)
   assert after < before - 1e-3, (before, after)
+
+
+def replay_args(args, cost_per_step=3.0):
+  """The 8 start states as a replay batch of 2 sequences x 4 steps, every real step
+  costly (the hand-built model's imagined cost is first coordinate + 2)."""
+  shape = (2, 4)
+  replay = {'reward': jnp.zeros(shape), 'cost': jnp.full(shape, cost_per_step),
+            'cont': jnp.ones(shape), 'first': jnp.zeros(shape, bool)}
+  return dict(args, replay=replay)
+
+
+@pytest.mark.parametrize('term,owner', [('critic/replay_loss', 'critic'),
+                                        ('cost_critic/replay_loss', 'cost_critic')])
+def test_replay_critic_loss_reaches_only_its_critic(term, owner):
+  beh, params, args = make()
+  beh.cfg = beh.cfg.model_copy(update={'replay_critic': 0.3})
+  n = norms(metric_grad(beh, params, replay_args(args), term))
+  assert n[owner] > 1e-6, n
+  assert all(v == 0.0 for k, v in n.items() if k != owner), n
+
+
+def test_replay_critic_pulls_the_cost_value_towards_the_real_cost():
+  """Real steps cost 3 each: descending the replay loss alone raises the cost critic's
+  value on the replay states; with weight 0 the loss is absent."""
+  beh, params, args = make()
+  args = replay_args(args, cost_per_step=3.0)
+  value = lambda p: float(beh.value(p['cost_critic'], args['start']['pos']).mean())
+  assert 'cost_critic/replay_loss' not in beh.loss(params, **args)[1][0]
+  beh.cfg = beh.cfg.model_copy(update={'replay_critic': 0.3})
+  target = float(beh.loss(params, **args)[1][0]['cost_critic/replay_return'])
+  before = value(params)
+  assert target > before + 1.0, (target, before)
+  for _ in range(30):
+    grad = metric_grad(beh, params, args, 'cost_critic/replay_loss')
+    params = dict(params, cost_critic=jax.tree.map(lambda p, g: p - 0.5 * g,
+                                                   params['cost_critic'], grad['cost_critic']))
+  assert value(params) > before + 0.5 * (target - before), (before, value(params), target)

@@ -129,10 +129,13 @@ class DreamerCore:
     start = jax.tree.map(flat, post)
     start_cont = flat(1.0 - batch['is_terminal'].astype(jnp.float32))
     beh_params = {k: params[k] for k in ['actor'] + self.behavior.critics}
+    replay = {'reward': batch['reward'], 'cost': batch['cost'],
+              'cont': 1.0 - batch['is_terminal'].astype(jnp.float32),
+              'first': batch['is_first']} if cfg.behavior.replay_critic > 0 else None
     grad_fn = jax.value_and_grad(self.behavior.loss, has_aux=True)
     (_, (beh_metrics, retnorm, g)), grads = grad_fn(
         beh_params, state['slow'], params['wm'], start, start_cont, state['retnorm'],
-        state['lag'], k_beh)
+        state['lag'], k_beh, replay)
     metrics.update(beh_metrics)
     for k in beh_params:
       metrics[f'{k}/grad_norm'] = optax.tree.norm(grads[k])

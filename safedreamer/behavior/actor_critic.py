@@ -12,7 +12,10 @@ Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ BSRP-Lag's 
   with S the percentile return scale and g = C - b, C = cost_estimate(C_R). BSRP-Lag
   adds Psi(g; lam, mu) (multiplier 'augmented', the paper) or lam * C / max(S, 1)
   (multiplier 'pid': lam from the real episodes' cost, in units of the scaled return).
-Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)).
+Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)), plus
+  (behavior.replay_critic > 0) that weight x the same NLL on the replay batch's states
+  against the lambda-returns of its real rewards / costs, bootstrapped with R_0 of the
+  imagination from each state (returns.replay_returns).
 
 One function computes all three losses; stop-gradients route each to its own
 parameters (the actor loss sees critic parameters as constants, the critics see
@@ -98,8 +101,27 @@ class Behavior:
     weight = jnp.concatenate([weight[:-1], jnp.zeros_like(weight[:1])], 0)
     return rets, value, (weight * nll).sum() / rets.size
 
-  def loss(self, params, slow, wm_params, start, start_cont, retnorm, lag, key):
-    """All behaviour losses; returns (total, (metrics, new retnorm, violation g))."""
+  def _replay_critic_loss(self, params, slow, name, feat0, rets, real, replay):
+    """Critic `name` on the replay states [B*T, F] against returns of the real signal
+    `real` [B, T]; `rets` [H, B*T] are the imagined returns (R_0 bootstraps)."""
+    cfg, bins = self.cfg, self.wm.bins
+    b, t = real.shape
+    tm = lambda x: jnp.swapaxes(x.reshape(b, t, *x.shape[1:]), 0, 1)   # [N, ..] -> [T, B, ..]
+    seq = lambda x: jnp.swapaxes(x, 0, 1)                                 # [B, T] -> [T, B]
+    target = ret_fns.replay_returns(seq(real), tm(sg(rets[0])), seq(replay['cont']),
+                                    seq(replay['first']), cfg.gamma, cfg.return_lambda)
+    feat = tm(sg(feat0))[:-1]
+    slow_mean = sg(self.value(slow[name], feat))
+    nll = twohot_nll(self.critic_logits(params[name], feat), sg(target), bins,
+                     extra=slow_mean, extra_weight=cfg.slow_reg)
+    return target, cfg.replay_critic * nll.mean()
+
+  def loss(self, params, slow, wm_params, start, start_cont, retnorm, lag, key, replay=None):
+    """All behaviour losses; returns (total, (metrics, new retnorm, violation g)).
+
+    `replay` (behavior.replay_critic > 0): the batch's real 'reward' (x reward_scale),
+    'cost', 'cont' (1 - is_terminal) and 'first' (is_first), each [B, T] with
+    B * T = N, the start states' order."""
     cfg, wm = self.cfg, self.wm
     wm_params = sg(wm_params)
     # heads see all H+1 states and their outputs are sliced: slicing the [H+1, N, F]
@@ -118,11 +140,18 @@ class Behavior:
     adv = (rets - value[:-1]) / sg(scale)
     actor_loss = (weight[:-1] * (-adv - cfg.entropy * ent)).mean()
     total = actor_loss + critic_loss
+    use_replay = replay is not None and cfg.replay_critic > 0
+    if use_replay:
+      target, rep_loss = self._replay_critic_loss(params, slow, 'critic', feat[0], rets,
+                                                  replay['reward'], replay)
+      total = total + rep_loss
     metrics = {
         'actor/loss': actor_loss, 'actor/entropy': ent.mean(), 'critic/loss': critic_loss,
         'critic/value': value.mean(), 'critic/return': rets.mean(),
         'critic/retnorm_scale': scale, 'imag/reward': reward.mean(), 'imag/cont': cont.mean(),
     }
+    if use_replay:
+      metrics.update({'critic/replay_loss': rep_loss, 'critic/replay_return': target.mean()})
     g = jnp.zeros(())
     if self.use_cost_critic:
       if self.cost_fn is None:
@@ -134,6 +163,12 @@ class Behavior:
       total = total + cost_loss
       metrics.update({'cost_critic/loss': cost_loss, 'cost_critic/value': cost_value.mean(),
                       'cost_critic/return': cost_rets.mean(), 'imag/cost': cost.mean()})
+      if use_replay:
+        target, rep_loss = self._replay_critic_loss(params, slow, 'cost_critic', feat[0],
+                                                    cost_rets, replay['cost'], replay)
+        total = total + rep_loss
+        metrics.update({'cost_critic/replay_loss': rep_loss,
+                        'cost_critic/replay_return': target.mean()})
       if self.lag_cfg is not None:
         estimate = lag_fns.cost_estimate(cost_rets, self.lag_cfg.pessimistic)
         g = estimate - self.cost_limit

@@ -114,6 +114,10 @@ class Behavior(Section):
   entropy: NonNegFloat = 3e-4
   slow_mix: Fraction = 0.02             # EMA rate of the slow critics
   slow_reg: NonNegFloat = 1.0              # weight of the slow-critic regression target
+  # Weight of the critics' second loss on the replay batch: lambda-returns of the real
+  # rewards and costs, bootstrapped with the imagined returns (DreamerV3's later 'repval',
+  # 0.3; behavior/returns.py). 0: imagination only, as the paper.
+  replay_critic: NonNegFloat = 0.0
   retnorm_decay: Fraction = 0.99
   retnorm_low: Percentile = 5.0           # percentile
   retnorm_high: Percentile = 95.0
