@@ -87,7 +87,7 @@ def test_cost_estimate_sum_or_mean():
   np.testing.assert_allclose(lag.cost_estimate(rets, pessimistic=False), 2.5)  # mean(2, 3)
 
 
-def test_replay_returns_by_hand():
+def test_lambda_returns_cut_at_episode_starts_by_hand():
   # real r_0..r_4 (r_t for arriving at s_t), bootstraps B_0..B_4, c_t, first f_t;
   # gamma = return_lambda = 0.5; s_3 starts a new episode, s_2 is terminal
   reward = jnp.array([9.0, 1.0, 2.0, 9.0, 4.0])
@@ -99,9 +99,10 @@ def test_replay_returns_by_hand():
   # R_2 = B_2 = 30                           (s_3 starts a new episode)
   # R_1 = 2 + .5 * 0 * (...)        = 2      (s_2 is terminal)
   # R_0 = 1 + .5 * (.5 * 20 + .5 * 2) = 6.5
-  out = ret.replay_returns(reward, boot, cont, first, gamma=0.5, return_lambda=0.5)
+  out = ret.lambda_returns(reward[1:], boot, cont[1:], gamma=0.5, return_lambda=0.5,
+                           cut=first[1:])
   np.testing.assert_allclose(out, [6.5, 2.0, 30.0, 29.0])
-  # without cuts or terminals it is lambda_returns on the real signal
-  ones, none = jnp.ones(5), jnp.zeros(5, bool)
-  np.testing.assert_allclose(ret.replay_returns(reward, boot, ones, none, 0.9, 0.7),
-                             ret.lambda_returns(reward[1:], boot, ones[1:], 0.9, 0.7), rtol=1e-6)
+  # without cuts or terminals it is the uncut recursion on the real signal
+  ones, none = jnp.ones(4), jnp.zeros(4, bool)
+  np.testing.assert_allclose(ret.lambda_returns(reward[1:], boot, ones, 0.9, 0.7, cut=none),
+                             ret.lambda_returns(reward[1:], boot, ones, 0.9, 0.7), rtol=1e-6)

@@ -131,7 +131,7 @@ class DreamerCore:
     beh_params = {k: params[k] for k in ['actor'] + self.behavior.critics}
     replay = {'reward': batch['reward'], 'cost': batch['cost'],
               'cont': 1.0 - batch['is_terminal'].astype(jnp.float32),
-              'first': batch['is_first']} if cfg.behavior.replay_critic > 0 else None
+              'first': batch['is_first']}   # the critics' replay loss (behavior.replay_critic)
     grad_fn = jax.value_and_grad(self.behavior.loss, has_aux=True)
     (_, (beh_metrics, retnorm, g)), grads = grad_fn(
         beh_params, state['slow'], params['wm'], start, start_cont, state['retnorm'],

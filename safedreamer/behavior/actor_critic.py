@@ -15,7 +15,7 @@ Actor loss = mean_t,n w_t * (-(R_t - V_t) / S - eta * entropy_t)  [+ BSRP-Lag's 
 Critic losses = mean w_t * (NLL(sg(R_t)) + slow_reg * NLL(slow critic mean)), plus
   (behavior.replay_critic > 0) that weight x the same NLL on the replay batch's states
   against the lambda-returns of its real rewards / costs, bootstrapped with R_0 of the
-  imagination from each state (returns.replay_returns).
+  imagination from each state and cut at episode starts (returns.lambda_returns).
 
 One function computes all three losses; stop-gradients route each to its own
 parameters (the actor loss sees critic parameters as constants, the critics see
@@ -108,8 +108,8 @@ class Behavior:
     b, t = real.shape
     tm = lambda x: jnp.swapaxes(x.reshape(b, t, *x.shape[1:]), 0, 1)   # [N, ..] -> [T, B, ..]
     seq = lambda x: jnp.swapaxes(x, 0, 1)                                 # [B, T] -> [T, B]
-    target = ret_fns.replay_returns(seq(real), tm(sg(rets[0])), seq(replay['cont']),
-                                    seq(replay['first']), cfg.gamma, cfg.return_lambda)
+    target = ret_fns.lambda_returns(seq(real)[1:], tm(sg(rets[0])), seq(replay['cont'])[1:],
+                                    cfg.gamma, cfg.return_lambda, cut=seq(replay['first'])[1:])
     feat = tm(sg(feat0))[:-1]
     slow_mean = sg(self.value(slow[name], feat))
     nll = twohot_nll(self.critic_logits(params[name], feat), sg(target), bins,
@@ -119,7 +119,7 @@ class Behavior:
   def loss(self, params, slow, wm_params, start, start_cont, retnorm, lag, key, replay=None):
     """All behaviour losses; returns (total, (metrics, new retnorm, violation g)).
 
-    `replay` (behavior.replay_critic > 0): the batch's real 'reward' (x reward_scale),
+    `replay` (used where behavior.replay_critic > 0): the batch's real 'reward' (x reward_scale),
     'cost', 'cont' (1 - is_terminal) and 'first' (is_first), each [B, T] with
     B * T = N, the start states' order."""
     cfg, wm = self.cfg, self.wm

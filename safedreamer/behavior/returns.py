@@ -7,14 +7,10 @@ r_1..r_H (r_t is predicted for arriving at s_t) and continuation flags c_1..c_H:
   R_t = r_{t+1} + gamma * c_{t+1} * ((1 - return_lambda) * V_{t+1} + return_lambda * R_{t+1}),
         t < H
 
-On a replay sequence s_0..s_{T-1} (real rewards r_t for arriving at s_t, c_t = 1 -
-is_terminal_t, f_t = is_first_t) with bootstraps B_t (the imagined return from s_t),
-`replay_returns` gives the same recursion on the real signal (DreamerV3's replay
-critic loss), cut where the next step starts a new episode:
-
-  R_{T-1} = B_{T-1}
-  R_t = B_t                                                          if f_{t+1}
-      = r_{t+1} + gamma * c_{t+1} * ((1 - lambda) * B_{t+1} + lambda * R_{t+1})  else
+With `cut` (flags cut_1..cut_H), R_t = V_t where cut_{t+1}: the recursion stops where
+the next state starts another episode. The critics' replay loss runs it on a replay
+sequence s_0..s_{T-1} (real rewards, c_t = 1 - is_terminal_t, cut_t = is_first_t) with
+the imagined return from each state as V_t (DreamerV3's replay critic loss).
 
 Return normalisation tracks the 5th and 95th percentile of the returns with an
 EMA (no bias correction, both start at 0) and divides advantages by
@@ -26,31 +22,21 @@ import jax
 import jax.numpy as jnp
 
 
-def lambda_returns(reward, value, cont, gamma: float, return_lambda: float):
-  """reward [H, ...], value [H+1, ...], cont [H, ...] -> returns R_0..R_{H-1} [H, ...]."""
+def lambda_returns(reward, value, cont, gamma: float, return_lambda: float, cut=None):
+  """reward [H, ...], value [H+1, ...], cont [H, ...] (cut [H, ...] bool, optional)
+  -> returns R_0..R_{H-1} [H, ...]."""
   disc = gamma * cont
   interm = reward + disc * (1.0 - return_lambda) * value[1:]
 
   def step(nxt, inp):
-    interm_t, disc_t = inp
+    interm_t, disc_t, cut_t, value_t = inp
     ret = interm_t + disc_t * return_lambda * nxt
+    if cut_t is not None:
+      ret = jnp.where(cut_t, value_t, ret)
     return ret, ret
 
-  _, rets = jax.lax.scan(step, value[-1], (interm, disc), reverse=True)
-  return rets
-
-
-def replay_returns(reward, boot, cont, first, gamma: float, return_lambda: float):
-  """reward, boot, cont, first [T, ...] (time first) -> R_0..R_{T-2} [T-1, ...]."""
-  interm = reward[1:] + gamma * cont[1:] * (1.0 - return_lambda) * boot[1:]
-  disc = gamma * cont[1:] * return_lambda
-
-  def step(nxt, inp):
-    interm_t, disc_t, cut, own = inp
-    ret = jnp.where(cut, own, interm_t + disc_t * nxt)
-    return ret, ret
-
-  _, rets = jax.lax.scan(step, boot[-1], (interm, disc, first[1:], boot[:-1]), reverse=True)
+  own = None if cut is None else value[:-1]   # the imagination's scan stays as it was
+  _, rets = jax.lax.scan(step, value[-1], (interm, disc, cut, own), reverse=True)
   return rets
 
 
