@@ -99,6 +99,9 @@ class Model(Section):
   # World-model updates per agent update, each on its own batch of replay.batch_size
   # (so the model replays this many times train_ratio); actor and critics learn once.
   updates: int = Field(1, ge=1, le=64)
+  # Steps of prior rollouts along the recorded actions whose predicted costs are also
+  # fitted (world_model.overshoot_loss); 0: off, as DreamerV3 and the paper.
+  cost_overshoot: int = Field(0, ge=0, le=64)
 
 
 class Behavior(Section):
@@ -283,6 +286,9 @@ class Config(Section):
     if self.replay.batch_length > self.replay.capacity:
       raise inconsistent('replay.batch_length', self.replay.batch_length,
                          f'at most replay.capacity = {self.replay.capacity}')
+    if self.model.cost_overshoot >= self.replay.batch_length:  # no step left to predict
+      raise inconsistent('model.cost_overshoot', self.model.cost_overshoot,
+                         f'below replay.batch_length = {self.replay.batch_length}')
     if self.replay.batch_size % self.jax.devices:  # data-parallel: B/N sequences per device
       raise inconsistent('jax.devices', self.jax.devices,
                          f'a divisor of replay.batch_size = {self.replay.batch_size}')

@@ -151,3 +151,30 @@ class RSSM:
         step, state, (tmajor(eproj), tmajor(action), tmajor(is_first), keys))
     states = jax.tree.map(tmajor, states)
     return states, tmajor(logits), last
+
+  def overshoot(self, params, states, action, is_first, steps, key):
+    """Prior rollouts along the recorded actions from every posterior state.
+
+    states {deter, stoch} [B, T, ..], action / is_first [B, T, ..]. Rollout k (1..K)
+    from (b, t) applies a_{t+1}..a_{t+k} through `img_step` (sampled z), so it stands
+    for time t+k. Returns (states [K, B, T, ..], valid [K, B, T]): valid where t+k < T
+    and no episode starts in (t, t+k].
+    """
+    T = action.shape[1]
+    shift = lambda x, k: jnp.concatenate([x[:, k:], jnp.zeros_like(x[:, :k])], 1)
+    acts = jnp.stack([shift(action, k) for k in range(1, steps + 1)])
+    starts = jnp.stack([shift(is_first, k) | (jnp.arange(T) + k >= T)
+                        for k in range(1, steps + 1)])
+
+    def step(carry, inp):
+      state, valid = carry
+      act, start, k = inp
+      state = self.img_step(params, state, act, k)
+      valid = valid & ~start
+      return (state, valid), (state, valid)
+
+    valid0 = jnp.ones(is_first.shape, bool)
+    _, (out, valid) = jax.lax.scan(step, (states, valid0),
+                                   (acts, starts, jax.random.split(key, steps)))
+    return out, valid
+

@@ -8,6 +8,9 @@ Loss per step (averaged over the [B, T] batch):
     hurdle loss (P(cost > 0) Bernoulli NLL, times `cost_weight` where cost > 0,
     + symlog size error there; `cost_head='hurdle'`)
   + continue Bernoulli NLL (target 1 - is_terminal)
+  + (cost_overshoot K > 0) the cost loss of K-step prior rollouts along the recorded
+    actions from every posterior state (RSSM.overshoot; PlaNet's overshooting, for
+    the cost only), averaged over the valid rollout steps
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
 Heads read the model state feature [h, z]. Reward and (two-hot) cost heads are
 255-bin two-hot regressions over values equally spaced in symlog space, [-20, 20],
@@ -115,6 +118,10 @@ class WorldModel:
     cont = dists.bernoulli_nll(self.cont_logit(params, feat), cont_target)
 
     total = dec + rew + cost + cont + cfg.dyn_scale * dyn + cfg.rep_scale * rep
+    extra = {}
+    if cfg.cost_overshoot:
+      over, extra = self.overshoot_loss(params, states, batch, key)
+      total = total + over
     kl = dists.cat_kl(post, prior)
     metrics = {
         'wm/loss': total.mean(), 'wm/dec': dec.mean(), 'wm/reward': rew.mean(),
@@ -125,4 +132,21 @@ class WorldModel:
         'wm/cost_pred': self.cost_mean(cost_logits).mean(),
     }
     metrics.update({f'wm/dec_{k}': v for k, v in dec_parts.items()})
+    metrics.update(extra)
     return total.mean(), (metrics, sg(states))
+
+  def overshoot_loss(self, params, states, batch, key):
+    """The cost NLL of K-step prior predictions, a mean over the valid ones; it
+    reaches the cost head, the dynamics and the posterior states it starts from."""
+    K = self.cfg.cost_overshoot
+    rolled, valid = self.rssm.overshoot(params['rssm'], states, batch['action'],
+                                        batch['is_first'], K, jax.random.fold_in(key, 7))
+    cost = batch['cost']
+    target = jnp.stack([jnp.concatenate([cost[:, k:], jnp.zeros_like(cost[:, :k])], 1)
+                        for k in range(1, K + 1)])
+    out = self.cost_head.apply({'params': params['cost']}, self.rssm.feat(rolled))
+    valid = valid.astype(jnp.float32)
+    mean = lambda x: (x * valid).sum() / jnp.maximum(valid.sum(), 1.0)
+    loss = mean(self.cost_nll(out, target))
+    return loss, {'wm/cost_overshoot': loss, 'wm/cost_overshoot_pred': mean(self.cost_mean(out)),
+                  'wm/cost_overshoot_true': mean(target)}
