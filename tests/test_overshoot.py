@@ -25,8 +25,8 @@ def _batch(seed=0):
           'is_first': jnp.asarray(is_first), 'is_terminal': jnp.zeros((B, T), bool)}
 
 
-def _wm(k):
-  cfg = load_config(['tiny'], {'model.cost_overshoot': k})
+def _wm(k, every=1):
+  cfg = load_config(['tiny'], {'model.cost_overshoot': k, 'model.overshoot_every': every})
   wm = WorldModel(cfg.model, OBS, act_dim=2)
   return wm, wm.init(jax.random.PRNGKey(0))
 
@@ -51,6 +51,11 @@ def test_rollout_valid_mask_and_first_step_match_the_posterior():
   ok = expect[0, :, :-1]
   np.testing.assert_allclose(got[ok], want[ok], atol=1e-5)
   assert not np.allclose(got[1, 4], want[1, 4], atol=1e-3)   # row 1 restarts at t = 5
+  # every 3rd start: the same mask's columns 0, 3, 6 and the same first step
+  sub, sub_valid = wm.rssm.overshoot(params['rssm'], states, batch['action'],
+                                     batch['is_first'], K, jax.random.PRNGKey(2), every=3)
+  np.testing.assert_array_equal(np.asarray(sub_valid), expect[:, :, ::3])
+  np.testing.assert_allclose(sub['deter'][0], rolled['deter'][0, :, ::3], atol=1e-6)
 
 
 def test_loss_adds_the_mean_valid_cost_nll_and_trains_the_dynamics():
@@ -66,6 +71,10 @@ def test_loss_adds_the_mean_valid_cost_nll_and_trains_the_dynamics():
   targets = [cost[b, t + k] for k in range(1, K + 1) for b in range(B) for t in range(T)
              if t + k < T and not first[b, t + 1:t + k + 1].any()]
   np.testing.assert_allclose(float(mk['wm/cost_overshoot_true']), np.mean(targets), rtol=1e-5)
+  _, (m2, _) = _wm(K, every=2)[0].loss(params, batch, key)
+  targets = [cost[b, t + k] for k in range(1, K + 1) for b in range(B) for t in range(0, T, 2)
+             if t + k < T and not first[b, t + 1:t + k + 1].any()]
+  np.testing.assert_allclose(float(m2['wm/cost_overshoot_true']), np.mean(targets), rtol=1e-5)
   # the rollout's loss reaches the dynamics (the GRU), not only the cost head (whose
   # output layer starts at zero, so it is randomised first: else no gradient leaves it)
   leaves, tree = jax.tree.flatten(params['cost'])

@@ -102,6 +102,7 @@ class Model(Section):
   # Steps of prior rollouts along the recorded actions whose predicted costs are also
   # fitted (world_model.overshoot_loss); 0: off, as DreamerV3 and the paper.
   cost_overshoot: int = Field(0, ge=0, le=64)
+  overshoot_every: int = Field(1, ge=1, le=64)   # rollouts start at every n-th step
 
 
 class Behavior(Section):

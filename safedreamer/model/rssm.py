@@ -152,19 +152,21 @@ class RSSM:
     states = jax.tree.map(tmajor, states)
     return states, tmajor(logits), last
 
-  def overshoot(self, params, states, action, is_first, steps, key):
-    """Prior rollouts along the recorded actions from every posterior state.
+  def overshoot(self, params, states, action, is_first, steps, key, every=1):
+    """Prior rollouts along the recorded actions from posterior states.
 
-    states {deter, stoch} [B, T, ..], action / is_first [B, T, ..]. Rollout k (1..K)
+    states {deter, stoch} [B, T, ..], action / is_first [B, T, ..]; rollouts start at
+    t = 0, every, 2 every, .. (S = ceil(T / every) starts per row). Rollout k (1..K)
     from (b, t) applies a_{t+1}..a_{t+k} through `img_step` (sampled z), so it stands
-    for time t+k. Returns (states [K, B, T, ..], valid [K, B, T]): valid where t+k < T
+    for time t+k. Returns (states [K, B, S, ..], valid [K, B, S]): valid where t+k < T
     and no episode starts in (t, t+k].
     """
     T = action.shape[1]
-    shift = lambda x, k: jnp.concatenate([x[:, k:], jnp.zeros_like(x[:, :k])], 1)
-    acts = jnp.stack([shift(action, k) for k in range(1, steps + 1)])
-    starts = jnp.stack([shift(is_first, k) | (jnp.arange(T) + k >= T)
-                        for k in range(1, steps + 1)])
+    ks = range(1, steps + 1)
+    acts = jnp.stack([shift_time(action, k)[:, ::every] for k in ks])
+    # rollout k leaves the recorded episode where step t+k starts one or lies past T
+    starts = jnp.stack([(shift_time(is_first, k) | (jnp.arange(T) + k >= T))[:, ::every]
+                        for k in ks])
 
     def step(carry, inp):
       state, valid = carry
@@ -173,8 +175,13 @@ class RSSM:
       valid = valid & ~start
       return (state, valid), (state, valid)
 
-    valid0 = jnp.ones(is_first.shape, bool)
+    states = jax.tree.map(lambda x: x[:, ::every], states)
+    valid0 = jnp.ones(states['deter'].shape[:2], bool)
     _, (out, valid) = jax.lax.scan(step, (states, valid0),
                                    (acts, starts, jax.random.split(key, steps)))
     return out, valid
 
+
+def shift_time(x, k):
+  """x [B, T, ..] moved k steps earlier along T: out[:, t] = x[:, t + k], zeros past the end."""
+  return jnp.concatenate([x[:, k:], jnp.zeros_like(x[:, :k])], 1)

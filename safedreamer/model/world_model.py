@@ -9,8 +9,8 @@ Loss per step (averaged over the [B, T] batch):
     + symlog size error there; `cost_head='hurdle'`)
   + continue Bernoulli NLL (target 1 - is_terminal)
   + (cost_overshoot K > 0) the cost loss of K-step prior rollouts along the recorded
-    actions from every posterior state (RSSM.overshoot; PlaNet's overshooting, for
-    the cost only), averaged over the valid rollout steps
+    actions from every `overshoot_every`-th posterior state (RSSM.overshoot; PlaNet's
+    overshooting, for the cost only), averaged over the valid rollout steps
   + dyn_scale * max(free, KL[sg(q) || p]) + rep_scale * max(free, KL[q || sg(p)])
 Heads read the model state feature [h, z]. Reward and (two-hot) cost heads are
 255-bin two-hot regressions over values equally spaced in symlog space, [-20, 20],
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from safedreamer.model.codec import Codec
-from safedreamer.model.rssm import RSSM
+from safedreamer.model.rssm import RSSM, shift_time
 from safedreamer.nn import dists
 from safedreamer.nn.functions import (cost_prior, hurdle_mean, hurdle_nll, twohot_bins,
                                       twohot_cost_mean, twohot_mean, twohot_nll,
@@ -138,12 +138,10 @@ class WorldModel:
   def overshoot_loss(self, params, states, batch, key):
     """The cost NLL of K-step prior predictions, a mean over the valid ones; it
     reaches the cost head, the dynamics and the posterior states it starts from."""
-    K = self.cfg.cost_overshoot
+    K, every = self.cfg.cost_overshoot, self.cfg.overshoot_every
     rolled, valid = self.rssm.overshoot(params['rssm'], states, batch['action'],
-                                        batch['is_first'], K, jax.random.fold_in(key, 7))
-    cost = batch['cost']
-    target = jnp.stack([jnp.concatenate([cost[:, k:], jnp.zeros_like(cost[:, :k])], 1)
-                        for k in range(1, K + 1)])
+                                        batch['is_first'], K, jax.random.fold_in(key, 7), every)
+    target = jnp.stack([shift_time(batch['cost'], k)[:, ::every] for k in range(1, K + 1)])
     out = self.cost_head.apply({'params': params['cost']}, self.rssm.feat(rolled))
     valid = valid.astype(jnp.float32)
     mean = lambda x: (x * valid).sum() / jnp.maximum(valid.sum(), 1.0)
