@@ -43,13 +43,17 @@ leaves = jax.tree.leaves(two)
 # Elementwise |sharded - single| against atol + rtol |single| (float sums in another
 # order). Adam's first steps move an element by ~lr * sign(gradient), so an element
 # whose gradient is ~0 may flip with the summation order: such elements are counted
-# ('over'), and bounded by two steps of the largest learning rate (2e-4).
+# ('over'), and bounded by two steps of the largest learning rate (2e-4). Those flips
+# shift the second step's gradients, so Adam's moments get a further 0.2% of their
+# leaf's largest value (a wrong all-reduce, e.g. half the batch, is off by ~50%).
 paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(one)]
 pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
          for a, b in zip(jax.tree.leaves(one), leaves)]
 over = sum(int((np.abs(b - a) > 1e-5 + 1e-3 * np.abs(a)).sum()) for a, b in pairs)
 size = sum(a.size for a, _ in pairs)
-excess = [float(np.max(np.abs(b - a) - (2e-4 + 1e-3 * np.abs(a)))) for a, b in pairs]
+excess = [float(np.max(np.abs(b - a) - (2e-4 + 1e-3 * np.abs(a) + 2e-3 * np.abs(a).max()
+                                        * path.startswith("['opt']"))))
+          for path, (a, b) in zip(paths, pairs)]
 worst = max(zip(paths, excess), key=lambda x: x[1])
 print(json.dumps({
     'devices': sorted({len(x.sharding.device_set) for x in leaves}),
@@ -73,9 +77,14 @@ def test_sharded_update_equals_single_device_update():
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert result['devices'] == [2] and result['replicated']  # the state lives on both devices
   assert result['worst'][1] <= 0, result['worst']  # every state leaf within two Adam steps
-  assert result['over'] <= 1e-4 * result['size'], result  # and nearly all within float noise
+  # and nearly all within float noise: ~0.1% flip here (near-zero actor gradients at init),
+  # a wrong all-reduce moves nearly every element
+  assert result['over'] <= 1e-2 * result['size'], result
   for key, (one, two) in result['metrics'].items():
-    np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-5, err_msg=key)
+    # at init the actor's gradient is float cancellation (~3e-4: zero-init reward head,
+    # advantages ~0), its norm set by the summation order; the others are O(1-10)
+    atol = 1e-3 if key.endswith('grad_norm') else 1e-5
+    np.testing.assert_allclose(two, one, rtol=1e-3, atol=atol, err_msg=key)
 
 
 def test_too_few_devices_and_uneven_batch_are_one_line_errors():
