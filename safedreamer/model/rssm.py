@@ -170,8 +170,8 @@ class RSSM:
 
     def step(carry, inp):
       state, valid = carry
-      act, start, k = inp
-      state = self.img_step(params, state, act, k)
+      act, start, step_key = inp
+      state = self.img_step(params, state, act, step_key)
       valid = valid & ~start
       return (state, valid), (state, valid)
 
