@@ -161,12 +161,9 @@ class RSSM:
     for time t+k. Returns (states [K, B, S, ..], valid [K, B, S]): valid where t+k < T
     and no episode starts in (t, t+k].
     """
-    T = action.shape[1]
-    ks = range(1, steps + 1)
-    acts = jnp.stack([shift_time(action, k)[:, ::every] for k in ks])
+    acts = ahead(action, steps, every)
     # rollout k leaves the recorded episode where step t+k starts one or lies past T
-    starts = jnp.stack([(shift_time(is_first, k) | (jnp.arange(T) + k >= T))[:, ::every]
-                        for k in ks])
+    starts = ahead(is_first, steps, every) | ~ahead(jnp.ones_like(is_first), steps, every)
 
     def step(carry, inp):
       state, valid = carry
@@ -182,6 +179,8 @@ class RSSM:
     return out, valid
 
 
-def shift_time(x, k):
-  """x [B, T, ..] moved k steps earlier along T: out[:, t] = x[:, t + k], zeros past the end."""
-  return jnp.concatenate([x[:, k:], jnp.zeros_like(x[:, :k])], 1)
+def ahead(x, steps, every=1):
+  """x [B, T, ..] seen 1..K steps ahead from every `every`-th step: out [K, B, S, ..] with
+  out[k - 1, :, s] = x[:, s * every + k], zeros past the end."""
+  shift = lambda k: jnp.concatenate([x[:, k:], jnp.zeros_like(x[:, :k])], 1)[:, ::every]
+  return jnp.stack([shift(k) for k in range(1, steps + 1)])

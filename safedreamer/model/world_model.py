@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from safedreamer.model.codec import Codec
-from safedreamer.model.rssm import RSSM, shift_time
+from safedreamer.model.rssm import RSSM, ahead
 from safedreamer.nn import dists
 from safedreamer.nn.functions import (cost_prior, hurdle_mean, hurdle_nll, twohot_bins,
                                       twohot_cost_mean, twohot_mean, twohot_nll,
@@ -141,7 +141,7 @@ class WorldModel:
     K, every = self.cfg.cost_overshoot, self.cfg.overshoot_every
     rolled, valid = self.rssm.overshoot(params['rssm'], states, batch['action'],
                                         batch['is_first'], K, jax.random.fold_in(key, 7), every)
-    target = jnp.stack([shift_time(batch['cost'], k)[:, ::every] for k in range(1, K + 1)])
+    target = ahead(batch['cost'], K, every)
     out = self.cost_head.apply({'params': params['cost']}, self.rssm.feat(rolled))
     valid = valid.astype(jnp.float32)
     mean = lambda x: (x * valid).sum() / jnp.maximum(valid.sum(), 1.0)
